@@ -1,0 +1,400 @@
+//! Plain (non-ledger) security: a password file of argon2 hashes and a
+//! mosquitto-style topic ACL file.
+//!
+//! The broker asks the [`Authenticator`] and [`Authorizer`] traits; this
+//! module provides their plain implementations. Ledger-backed ones plug in
+//! behind the same traits.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use ledgermq_proto::{topic, ReasonCode};
+
+/// Who a connected client is, as far as authorisation is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub client_id: String,
+    /// `None` for anonymous clients.
+    pub username: Option<String>,
+}
+
+pub trait Authenticator: Send + Sync {
+    /// Decides a CONNECT's user name and password. May block (password
+    /// hashing): the broker calls it off the async runtime.
+    fn authenticate(
+        &self,
+        client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<(), ReasonCode>;
+}
+
+pub trait Authorizer: Send + Sync {
+    fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool;
+    /// `filter` is the topic filter without any `$share/group/` prefix.
+    fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthFileError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: String,
+        line: usize,
+        message: String,
+    },
+}
+
+/// `username:$argon2id$…` lines.
+pub struct PasswordFile {
+    users: HashMap<String, String>,
+    allow_anonymous: bool,
+}
+
+impl PasswordFile {
+    pub fn load(path: &Path, allow_anonymous: bool) -> Result<PasswordFile, AuthFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        let mut users = HashMap::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let syntax = |message: &str| AuthFileError::Syntax {
+                path: p.clone(),
+                line: n + 1,
+                message: message.to_owned(),
+            };
+            let (user, hash) = line
+                .split_once(':')
+                .ok_or_else(|| syntax("expected user:hash"))?;
+            PasswordHash::new(hash).map_err(|_| syntax("not a PHC password hash"))?;
+            users.insert(user.to_owned(), hash.to_owned());
+        }
+        Ok(PasswordFile {
+            users,
+            allow_anonymous,
+        })
+    }
+
+    /// Returns `text` with `user`'s line added or replaced.
+    pub fn upsert(text: &str, user: &str, password: &str) -> Result<String, String> {
+        if user.is_empty() || user.contains(':') {
+            return Err("user name must be non-empty and contain no ':'".into());
+        }
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let hash = Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map_err(|e| e.to_string())?
+            .to_string();
+        let mut out: Vec<String> = text
+            .lines()
+            .filter(|l| l.split_once(':').map(|(u, _)| u) != Some(user))
+            .map(str::to_owned)
+            .collect();
+        out.push(format!("{user}:{hash}"));
+        Ok(out.join("\n") + "\n")
+    }
+}
+
+impl Authenticator for PasswordFile {
+    fn authenticate(
+        &self,
+        _client_id: &str,
+        username: Option<&str>,
+        password: Option<&[u8]>,
+    ) -> Result<(), ReasonCode> {
+        let Some(user) = username else {
+            return if self.allow_anonymous {
+                Ok(())
+            } else {
+                Err(ReasonCode::NOT_AUTHORIZED)
+            };
+        };
+        let (Some(hash), Some(password)) = (self.users.get(user), password) else {
+            return Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
+        };
+        let parsed = PasswordHash::new(hash).map_err(|_| ReasonCode::BAD_USER_NAME_OR_PASSWORD)?;
+        // argon2's verifier compares digests in constant time.
+        Argon2::default()
+            .verify_password(password, &parsed)
+            .map_err(|_| ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+    }
+}
+
+/// Anonymous access only (the default) or, with `allow_anonymous = false`
+/// and no password file, nobody.
+pub struct AllowAnonymous(pub bool);
+
+impl Authenticator for AllowAnonymous {
+    fn authenticate(&self, _: &str, _: Option<&str>, _: Option<&[u8]>) -> Result<(), ReasonCode> {
+        if self.0 {
+            Ok(())
+        } else {
+            Err(ReasonCode::NOT_AUTHORIZED)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+    ReadWrite,
+    Deny,
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    access: Access,
+    filter: String,
+    /// Contains `%u` / `%c` placeholders.
+    pattern: bool,
+}
+
+/// Mosquitto-style ACL: `topic [read|write|readwrite|deny] FILTER` rules
+/// for everyone (before any `user` line) or for the user named by the last
+/// `user NAME` line, and `pattern …` rules with `%u`/`%c` for everyone.
+/// A `deny` rule that matches wins over any grant.
+pub struct AclFile {
+    everyone: Vec<Rule>,
+    users: HashMap<String, Vec<Rule>>,
+}
+
+impl AclFile {
+    pub fn load(path: &Path) -> Result<AclFile, AuthFileError> {
+        let p = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| AuthFileError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|(line, message)| AuthFileError::Syntax {
+            path: p,
+            line,
+            message,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<AclFile, (usize, String)> {
+        let mut acl = AclFile {
+            everyone: Vec::new(),
+            users: HashMap::new(),
+        };
+        let mut current: Option<String> = None;
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let err = |m: &str| (n + 1, m.to_owned());
+            let (keyword, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+            let rest = rest.trim();
+            match keyword {
+                "user" => {
+                    if rest.is_empty() {
+                        return Err(err("user needs a name"));
+                    }
+                    current = Some(rest.to_owned());
+                }
+                "topic" | "pattern" => {
+                    let (access, filter) = match rest.split_once(char::is_whitespace) {
+                        Some((a @ ("read" | "write" | "readwrite" | "deny"), f)) => (a, f.trim()),
+                        _ => ("readwrite", rest),
+                    };
+                    let access = match access {
+                        "read" => Access::Read,
+                        "write" => Access::Write,
+                        "deny" => Access::Deny,
+                        _ => Access::ReadWrite,
+                    };
+                    let check = filter.replace("%u", "u").replace("%c", "c");
+                    if topic::validate_filter(&check).is_err() {
+                        return Err(err("invalid topic filter"));
+                    }
+                    let rule = Rule {
+                        access,
+                        filter: filter.to_owned(),
+                        pattern: keyword == "pattern",
+                    };
+                    match (&current, keyword) {
+                        (Some(u), "topic") => acl.users.entry(u.clone()).or_default().push(rule),
+                        _ => acl.everyone.push(rule),
+                    }
+                }
+                _ => return Err(err("expected user, topic or pattern")),
+            }
+        }
+        Ok(acl)
+    }
+
+    fn rules<'a>(&'a self, who: &ClientIdentity) -> impl Iterator<Item = &'a Rule> {
+        let user_rules = who
+            .username
+            .as_ref()
+            .and_then(|u| self.users.get(u))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[]);
+        self.everyone.iter().chain(user_rules.iter())
+    }
+
+    /// The rule's filter for this client, or `None` if a placeholder cannot
+    /// be substituted safely (a name with `+`, `#` or `/` would widen it).
+    fn resolve(rule: &Rule, who: &ClientIdentity) -> Option<String> {
+        if !rule.pattern {
+            return Some(rule.filter.clone());
+        }
+        let unsafe_name = |s: &str| s.is_empty() || s.contains(['+', '#', '/']);
+        let mut f = rule.filter.clone();
+        if f.contains("%u") {
+            let u = who.username.as_deref()?;
+            if unsafe_name(u) {
+                return None;
+            }
+            f = f.replace("%u", u);
+        }
+        if f.contains("%c") {
+            if unsafe_name(&who.client_id) {
+                return None;
+            }
+            f = f.replace("%c", &who.client_id);
+        }
+        Some(f)
+    }
+
+    fn decide(&self, who: &ClientIdentity, wanted: Access, applies: impl Fn(&str) -> bool) -> bool {
+        let mut granted = false;
+        for rule in self.rules(who) {
+            let Some(filter) = Self::resolve(rule, who) else {
+                continue;
+            };
+            if !applies(&filter) {
+                continue;
+            }
+            match rule.access {
+                Access::Deny => return false,
+                Access::ReadWrite => granted = true,
+                a if a == wanted => granted = true,
+                _ => {}
+            }
+        }
+        granted
+    }
+}
+
+impl Authorizer for AclFile {
+    fn can_publish(&self, who: &ClientIdentity, topic_name: &str) -> bool {
+        self.decide(who, Access::Write, |f| topic::matches(f, topic_name))
+    }
+
+    fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool {
+        self.decide(who, Access::Read, |rule| covers(rule, filter))
+    }
+}
+
+/// Whether every topic matched by `filter` is also matched by `rule`.
+pub fn covers(rule: &str, filter: &str) -> bool {
+    if filter.starts_with(['+', '#']) && !rule.starts_with(['+', '#']) {
+        return false;
+    }
+    let mut r = rule.split('/');
+    let mut f = filter.split('/');
+    loop {
+        match (r.next(), f.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(l)) if l != "#" => {}
+            (Some(a), Some(b)) if a == b && a != "+" => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+/// No ACL: everything is allowed.
+pub struct AllowAll;
+
+impl Authorizer for AllowAll {
+    fn can_publish(&self, _: &ClientIdentity, _: &str) -> bool {
+        true
+    }
+    fn can_subscribe(&self, _: &ClientIdentity, _: &str) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(user: Option<&str>, id: &str) -> ClientIdentity {
+        ClientIdentity {
+            client_id: id.into(),
+            username: user.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn covering_respects_wildcards() {
+        assert!(covers("a/#", "a/b/+"));
+        assert!(covers("a/+", "a/b"));
+        assert!(!covers("a/+", "a/#"));
+        assert!(!covers("a/b", "a/+"));
+        assert!(covers("#", "x/#"));
+        assert!(!covers("a/+/c", "a/#"));
+    }
+
+    #[test]
+    fn acl_grants_by_user_and_pattern() {
+        let acl = AclFile::parse(
+            "topic read public/#\npattern readwrite devices/%u/#\nuser alice\ntopic write cmd/+\ntopic deny cmd/secret\n",
+        )
+        .unwrap();
+        let alice = who(Some("alice"), "c1");
+        assert!(acl.can_publish(&alice, "cmd/x"));
+        assert!(!acl.can_publish(&alice, "cmd/secret"));
+        assert!(acl.can_subscribe(&alice, "public/+"));
+        assert!(acl.can_subscribe(&alice, "devices/alice/#"));
+        assert!(!acl.can_subscribe(&alice, "devices/bob/#"));
+        assert!(!acl.can_publish(&who(None, "c"), "cmd/x"));
+    }
+
+    #[test]
+    fn wildcard_user_names_never_widen_patterns() {
+        let acl = AclFile::parse("pattern readwrite devices/%u/#\npattern read c/%c\n").unwrap();
+        assert!(!acl.can_subscribe(&who(Some("+"), "x"), "devices/+/#"));
+        assert!(!acl.can_subscribe(&who(Some("#"), "x"), "devices/#"));
+        assert!(!acl.can_publish(&who(Some("a/b"), "x"), "devices/a/b/c"));
+        assert!(!acl.can_subscribe(&who(None, "#"), "c/#"));
+    }
+
+    #[test]
+    fn password_file_round_trip() {
+        let text = PasswordFile::upsert("", "alice", "s3cret").unwrap();
+        let text = PasswordFile::upsert(&text, "bob", "pw").unwrap();
+        let text = PasswordFile::upsert(&text, "alice", "new").unwrap();
+        let dir = std::env::temp_dir().join(format!("lmq-pw-{}", std::process::id()));
+        std::fs::write(&dir, &text).unwrap();
+        let pf = PasswordFile::load(&dir, false).unwrap();
+        std::fs::remove_file(&dir).ok();
+        assert!(pf.authenticate("c", Some("alice"), Some(b"new")).is_ok());
+        assert_eq!(
+            pf.authenticate("c", Some("alice"), Some(b"s3cret")),
+            Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        );
+        assert!(pf.authenticate("c", Some("bob"), Some(b"pw")).is_ok());
+        assert_eq!(
+            pf.authenticate("c", None, None),
+            Err(ReasonCode::NOT_AUTHORIZED)
+        );
+    }
+}

@@ -1,0 +1,135 @@
+//! Broker configuration: one TOML file, every key documented here and
+//! overridable by a `ledgermq serve` flag of the same name (`max_packet_size`
+//! ↔ `--max-packet-size`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Plain MQTT listener address.
+    pub listen: SocketAddr,
+    /// Where sessions, subscriptions, retained and in-flight messages are kept.
+    pub data_dir: PathBuf,
+    /// Keep sessions, retained and un-acknowledged QoS 1/2 messages across
+    /// restarts (stored in `data_dir/broker.redb`).
+    pub persistence: bool,
+    /// Optional TLS listener address; needs `tls_cert` and `tls_key`.
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for the TLS listener.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for the TLS listener.
+    pub tls_key: Option<PathBuf>,
+    /// Password file: one `username:$argon2id$…` line per user (create lines
+    /// with `ledgermq passwd`). When set, clients must log in unless
+    /// `allow_anonymous` is true.
+    pub password_file: Option<PathBuf>,
+    /// Topic ACL file (see docs/security-plain.md). When set, every publish
+    /// and subscribe is checked against it.
+    pub acl_file: Option<PathBuf>,
+    /// Accept clients without a user name. Defaults to true, and to false
+    /// when a password file is given and this key is not set explicitly.
+    pub allow_anonymous: Option<bool>,
+    /// Largest packet accepted from or sent to a client, in bytes.
+    pub max_packet_size: u32,
+    /// Receive Maximum the broker announces: QoS 1/2 publishes a client may
+    /// have unacknowledged towards the broker (exceeding it: DISCONNECT 0x93).
+    pub receive_maximum: u16,
+    /// QoS 1/2 messages the broker keeps in flight towards one client (the
+    /// client's own Receive Maximum lowers it).
+    pub max_inflight: u16,
+    /// Messages queued for one session beyond those in flight (slow or
+    /// offline subscribers). Overflow drops QoS 0 first, then the newest
+    /// message; drops are counted in `$SYS/broker/messages/dropped`.
+    pub max_queued_messages: usize,
+    /// Subscriptions one session may hold (more: SUBACK 0x97 Quota exceeded).
+    pub max_subscriptions: usize,
+    /// Topic Alias Maximum the broker announces to MQTT 5 clients.
+    pub topic_alias_maximum: u16,
+    /// Upper bound on the session expiry interval a client may request (s).
+    pub max_session_expiry: u32,
+    /// If set, the broker overrides client keep-alives longer than this (s)
+    /// and tells MQTT 5 clients with Server Keep Alive.
+    pub max_keep_alive: Option<u16>,
+    /// Seconds a new connection has to send CONNECT.
+    pub connect_timeout: u64,
+    /// Interval of `$SYS` statistics publications in seconds (0 disables).
+    pub sys_interval: u64,
+    /// Maximum simultaneous client connections.
+    pub max_connections: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:1883".parse().expect("valid literal"),
+            data_dir: PathBuf::from("ledgermq-data"),
+            persistence: true,
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
+            password_file: None,
+            acl_file: None,
+            allow_anonymous: None,
+            max_packet_size: 1024 * 1024,
+            receive_maximum: 1024,
+            max_inflight: 1024,
+            max_queued_messages: 10_000,
+            max_subscriptions: 10_000,
+            topic_alias_maximum: 64,
+            max_session_expiry: u32::MAX,
+            max_keep_alive: None,
+            connect_timeout: 10,
+            sys_interval: 10,
+            max_connections: 100_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Checks combinations a type cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |m: &str| Err(ConfigError::Invalid(m.to_owned()));
+        if self.tls_listen.is_some() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return bad("tls_listen needs tls_cert and tls_key");
+        }
+        if self.receive_maximum == 0 || self.max_inflight == 0 {
+            return bad("receive_maximum and max_inflight must be at least 1");
+        }
+        if self.max_packet_size < 64 {
+            return bad("max_packet_size must be at least 64 bytes");
+        }
+        Ok(())
+    }
+
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous.unwrap_or(self.password_file.is_none())
+    }
+}

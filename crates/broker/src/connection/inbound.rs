@@ -1,0 +1,503 @@
+//! The reader half: decodes inbound packets and acts on them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use ledgermq_proto::{
+    decode, topic, Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, RetainHandling, SubAck,
+    Subscribe, UnsubAck, Unsubscribe,
+};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use super::{is_v5, Ending};
+use crate::auth::ClientIdentity;
+use crate::broker::Broker;
+use crate::message::{Delivery, Message};
+use crate::metrics::Metrics;
+use crate::session::{ConnLink, OutState, Session, Subscription};
+use crate::store::StoreOp;
+
+/// What CONNECT negotiated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub keep_alive: u16,
+    pub client_receive_maximum: u16,
+    pub client_max_packet_size: u32,
+    pub client_topic_alias_maximum: u16,
+}
+
+pub(crate) struct Connection {
+    broker: Arc<Broker>,
+    pub session: Arc<Session>,
+    pub link: Arc<ConnLink>,
+    pub identity: ClientIdentity,
+    limits: Limits,
+    /// Inbound topic aliases (client → broker).
+    aliases: HashMap<u16, String>,
+    /// QoS 1 publishes whose PUBACK waits for the store.
+    pending_acks: Arc<AtomicUsize>,
+}
+
+type Step = Result<(), Ending>;
+
+/// Unsent control bytes above which the reader stops reading.
+const CONTROL_BACKLOG_LIMIT: usize = 256 * 1024;
+
+fn fail(reason: ReasonCode, text: &str) -> Step {
+    Err(Ending::Broker(reason, Some(text.to_owned())))
+}
+
+impl Connection {
+    pub fn new(
+        broker: Arc<Broker>,
+        session: Arc<Session>,
+        link: Arc<ConnLink>,
+        identity: ClientIdentity,
+        limits: Limits,
+    ) -> Connection {
+        Connection {
+            broker,
+            session,
+            link,
+            identity,
+            limits,
+            aliases: HashMap::new(),
+            pending_acks: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn v5(&self) -> bool {
+        is_v5(self.link.protocol)
+    }
+
+    /// Reads and handles packets until the connection ends.
+    pub async fn read_loop<R: AsyncRead + Unpin>(
+        &mut self,
+        rd: &mut R,
+        mut buf: BytesMut,
+    ) -> Ending {
+        let max = self.broker.config.max_packet_size as usize;
+        // §3.1.2.10: close after one and a half keep-alive periods of silence.
+        let idle = (self.limits.keep_alive > 0)
+            .then(|| Duration::from_millis(u64::from(self.limits.keep_alive) * 1500));
+        loop {
+            loop {
+                match decode(&mut buf, Some(self.link.protocol), max) {
+                    Ok(Some(packet)) => {
+                        if let Err(ending) = self.handle(packet) {
+                            return ending;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(client_id = &*self.session.client_id, "decode error: {e}");
+                        return Ending::Broker(e.reason_code(), Some(e.to_string()));
+                    }
+                }
+            }
+            if self.link.is_closing() {
+                return Ending::Network;
+            }
+            // Backpressure: a client that sends faster than it reads our
+            // answers (acks, PINGRESP) stops being read until they drain.
+            while self.link.control_backlog() > CONTROL_BACKLOG_LIMIT {
+                tokio::select! {
+                    _ = self.link.drained.notified() => {}
+                    _ = self.link.reader_wake.notified() => return Ending::Network,
+                }
+            }
+            if buf.capacity() - buf.len() < 1024 {
+                buf.reserve(8192);
+            }
+            let read = async {
+                match idle {
+                    Some(d) => tokio::time::timeout(d, rd.read_buf(&mut buf)).await,
+                    None => Ok(rd.read_buf(&mut buf).await),
+                }
+            };
+            tokio::select! {
+                r = read => match r {
+                    Err(_) => {
+                        return Ending::Broker(ReasonCode::KEEP_ALIVE_TIMEOUT, Some("keep alive timeout".into()));
+                    }
+                    Ok(Ok(0)) | Ok(Err(_)) => return Ending::Network,
+                    Ok(Ok(n)) => Metrics::add(&self.broker.metrics.bytes_received, n as u64),
+                },
+                _ = self.link.reader_wake.notified() => return Ending::Network,
+            }
+        }
+    }
+
+    fn handle(&mut self, packet: Packet) -> Step {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(r) => self.on_puback(r),
+            Packet::PubRec(r) => self.on_pubrec(r),
+            Packet::PubRel(r) => self.on_pubrel(r),
+            Packet::PubComp(r) => self.on_pubcomp(r),
+            Packet::Subscribe(s) => self.on_subscribe(s),
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::PingReq => {
+                self.link.send(&Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Connect(_) => fail(ReasonCode::PROTOCOL_ERROR, "second CONNECT"),
+            Packet::Auth(_) => fail(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            ),
+            other => {
+                tracing::debug!("client sent server-only packet {}", other.name());
+                fail(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "packet not allowed from a client",
+                )
+            }
+        }
+    }
+
+    fn ack(&self, kind: fn(PubResp) -> Packet, packet_id: u16, reason: ReasonCode) {
+        self.link.send(&kind(PubResp {
+            packet_id,
+            reason,
+            properties: Default::default(),
+        }));
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Step {
+        Metrics::add(&self.broker.metrics.messages_received, 1);
+        if !p.properties.subscription_identifiers.is_empty() {
+            return fail(
+                ReasonCode::PROTOCOL_ERROR,
+                "subscription identifier in PUBLISH from a client",
+            );
+        }
+        if let Some(alias) = p.properties.topic_alias {
+            if alias == 0 || alias > self.broker.config.topic_alias_maximum {
+                return fail(ReasonCode::TOPIC_ALIAS_INVALID, "topic alias out of range");
+            }
+            if p.topic.is_empty() {
+                match self.aliases.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => return fail(ReasonCode::PROTOCOL_ERROR, "unknown topic alias"),
+                }
+            } else {
+                self.aliases.insert(alias, p.topic.clone());
+            }
+        }
+        if topic::validate_name(&p.topic).is_err() {
+            return fail(ReasonCode::TOPIC_NAME_INVALID, "invalid topic name");
+        }
+        let qos = p.qos;
+        let packet_id = p.packet_id;
+        if qos == QoS::ExactlyOnce {
+            let st = self.session.state.lock();
+            if st.incoming_qos2.contains(&packet_id) {
+                // A resend of a message already accepted (method B, §4.3.3):
+                // answer again, do not route again.
+                drop(st);
+                self.ack(Packet::PubRec, packet_id, ReasonCode::SUCCESS);
+                return Ok(());
+            }
+        }
+        if qos != QoS::AtMostOnce {
+            let in_progress = self.session.state.lock().incoming_qos2.len()
+                + self.pending_acks.load(Ordering::Relaxed);
+            if in_progress >= usize::from(self.broker.config.receive_maximum) {
+                return fail(
+                    ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                    "receive maximum exceeded",
+                );
+            }
+        }
+        let refuse = |this: &Self, reason: ReasonCode| {
+            match (qos, this.v5()) {
+                (QoS::AtLeastOnce, true) => this.ack(Packet::PubAck, packet_id, reason),
+                (QoS::ExactlyOnce, true) => this.ack(Packet::PubRec, packet_id, reason),
+                // 3.1.1 has no negative acknowledgement: acknowledge and drop.
+                (QoS::AtLeastOnce, false) => {
+                    this.ack(Packet::PubAck, packet_id, ReasonCode::SUCCESS)
+                }
+                (QoS::ExactlyOnce, false) => {
+                    this.session.state.lock().incoming_qos2.insert(packet_id);
+                    this.ack(Packet::PubRec, packet_id, ReasonCode::SUCCESS)
+                }
+                (QoS::AtMostOnce, _) => {}
+            }
+        };
+        if p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            refuse(self, ReasonCode::PAYLOAD_FORMAT_INVALID);
+            return Ok(());
+        }
+        if !self.broker.authorizer.can_publish(&self.identity, &p.topic) {
+            tracing::info!(
+                client_id = self.identity.client_id,
+                topic = p.topic,
+                "publish refused by ACL"
+            );
+            refuse(self, ReasonCode::NOT_AUTHORIZED);
+            return Ok(());
+        }
+        let message = Message::from_publish(p, self.session.client_id.clone(), Instant::now());
+        let routed = self.broker.publish(Arc::new(message));
+        let reason = if routed.matched == 0 && self.v5() {
+            ReasonCode::NO_MATCHING_SUBSCRIBERS
+        } else {
+            ReasonCode::SUCCESS
+        };
+        let kind = match qos {
+            QoS::AtMostOnce => return Ok(()),
+            QoS::AtLeastOnce => Packet::PubAck,
+            QoS::ExactlyOnce => {
+                self.session.state.lock().incoming_qos2.insert(packet_id);
+                Packet::PubRec
+            }
+        };
+        if routed.stored {
+            // Acknowledge only once the message is durable.
+            let link = self.link.clone();
+            let pending = self.pending_acks.clone();
+            pending.fetch_add(1, Ordering::Relaxed);
+            self.broker.after_durable(move || {
+                pending.fetch_sub(1, Ordering::Relaxed);
+                link.send(&kind(PubResp {
+                    packet_id,
+                    reason,
+                    properties: Default::default(),
+                }));
+            });
+        } else {
+            self.ack(kind, packet_id, reason);
+        }
+        Ok(())
+    }
+
+    fn forget_stored(&self, seq: Option<u64>) {
+        if let Some(seq) = seq {
+            self.broker.store_op(StoreOp::DeleteMessage {
+                client_id: self.session.client_id.clone(),
+                seq,
+            });
+        }
+    }
+
+    fn on_puback(&mut self, r: PubResp) -> Step {
+        let done =
+            self.session
+                .state
+                .lock()
+                .complete(r.packet_id, OutState::AwaitAck, QoS::AtLeastOnce);
+        match done {
+            Some(i) => {
+                self.forget_stored(i.delivery.store_seq);
+                self.link.notify.notify_one(); // the window has room again
+                Ok(())
+            }
+            // Unknown ids are tolerated: a late ack after a session resume.
+            None => Ok(()),
+        }
+    }
+
+    fn on_pubrec(&mut self, r: PubResp) -> Step {
+        let mut st = self.session.state.lock();
+        if r.reason.is_error() {
+            let done = st.abandon(r.packet_id);
+            drop(st);
+            if let Some(i) = done {
+                self.forget_stored(i.delivery.store_seq);
+                self.link.notify.notify_one();
+            }
+            return Ok(());
+        }
+        let outcome = st.received(r.packet_id);
+        drop(st);
+        let reason = match outcome {
+            Some(seq) => {
+                self.forget_stored(seq);
+                ReasonCode::SUCCESS
+            }
+            None => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        };
+        self.ack(Packet::PubRel, r.packet_id, reason);
+        Ok(())
+    }
+
+    fn on_pubrel(&mut self, r: PubResp) -> Step {
+        let known = self.session.state.lock().incoming_qos2.remove(&r.packet_id);
+        let reason = if known {
+            ReasonCode::SUCCESS
+        } else {
+            ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+        };
+        self.ack(Packet::PubComp, r.packet_id, reason);
+        Ok(())
+    }
+
+    fn on_pubcomp(&mut self, r: PubResp) -> Step {
+        let done =
+            self.session
+                .state
+                .lock()
+                .complete(r.packet_id, OutState::AwaitComp, QoS::ExactlyOnce);
+        if done.is_some() {
+            self.link.notify.notify_one();
+        }
+        Ok(())
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) -> Step {
+        let v5 = self.v5();
+        let sub_id = s.properties.subscription_identifiers.first().copied();
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained_for = Vec::new();
+        for (filter, options) in s.filters {
+            let shared = match topic::parse_shared(&filter) {
+                Ok(shared) => shared.map(|(_, inner)| inner.to_owned()),
+                Err(_) => {
+                    reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                    continue;
+                }
+            };
+            let inner = shared.clone().unwrap_or_else(|| filter.clone());
+            if topic::validate_filter(&inner).is_err() {
+                reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
+            if shared.is_some() && options.no_local && v5 {
+                return fail(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "No Local on a shared subscription",
+                );
+            }
+            let full = {
+                let st = self.session.state.lock();
+                st.subscriptions.len() >= self.broker.config.max_subscriptions
+                    && !st.subscriptions.contains_key(&filter)
+            };
+            if full {
+                reasons.push(ReasonCode::QUOTA_EXCEEDED);
+                continue;
+            }
+            if !self.broker.authorizer.can_subscribe(&self.identity, &inner) {
+                tracing::info!(
+                    client_id = self.identity.client_id,
+                    filter,
+                    "subscribe refused by ACL"
+                );
+                reasons.push(ReasonCode::NOT_AUTHORIZED);
+                continue;
+            }
+            let existed = self
+                .broker
+                .router
+                .subscribe(&filter, &self.session, options, sub_id);
+            let subscription = Subscription {
+                filter: filter.clone(),
+                options,
+                id: sub_id,
+            };
+            let persistent = {
+                let mut st = self.session.state.lock();
+                st.subscriptions
+                    .insert(filter.clone(), subscription.clone());
+                st.is_persistent()
+            };
+            if persistent {
+                self.broker.store_op(StoreOp::PutSubscription {
+                    client_id: self.session.client_id.clone(),
+                    subscription,
+                });
+            }
+            reasons.push(ReasonCode(options.qos as u8));
+            let send_retained = match options.retain_handling {
+                RetainHandling::SendAtSubscribe => true,
+                RetainHandling::SendIfNew => !existed,
+                RetainHandling::DoNotSend => false,
+            };
+            // Shared subscriptions never receive retained messages (§4.8.2).
+            if send_retained && shared.is_none() {
+                retained_for.push((inner, options.qos));
+            }
+        }
+        self.link.send(&Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: Default::default(),
+            reasons,
+        }));
+        let now = Instant::now();
+        for (filter, max_qos) in retained_for {
+            for m in self.broker.retained.matching(&filter, now) {
+                let d = Delivery {
+                    qos: m.qos.min(max_qos),
+                    message: m,
+                    retain: true,
+                    subscription_ids: sub_id.into_iter().collect(),
+                    store_seq: None,
+                };
+                self.broker.deliver(&self.session, d);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Step {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for filter in u.filters {
+            let removed = self.broker.router.unsubscribe(&filter, &self.session);
+            let persistent = {
+                let mut st = self.session.state.lock();
+                st.subscriptions.remove(&filter);
+                st.is_persistent()
+            };
+            if removed && persistent {
+                self.broker.store_op(StoreOp::DeleteSubscription {
+                    client_id: self.session.client_id.clone(),
+                    filter,
+                });
+            }
+            reasons.push(if removed {
+                ReasonCode::SUCCESS
+            } else {
+                ReasonCode::NO_SUBSCRIPTION_EXISTED
+            });
+        }
+        self.link.send(&Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: Default::default(),
+            reasons,
+        }));
+        Ok(())
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect) -> Step {
+        if let Some(expiry) = d.properties.session_expiry_interval {
+            let mut st = self.session.state.lock();
+            if st.expiry_interval == 0 && expiry != 0 {
+                // §3.14.2.2.2
+                drop(st);
+                return fail(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry set after connecting with 0",
+                );
+            }
+            let was_persistent = st.is_persistent();
+            st.expiry_interval = expiry.min(self.broker.config.max_session_expiry);
+            if was_persistent && !st.is_persistent() {
+                self.broker.store_op(StoreOp::DeleteSession {
+                    client_id: self.session.client_id.clone(),
+                });
+            }
+        }
+        if d.reason == ReasonCode::DISCONNECT_WITH_WILL {
+            Err(Ending::WithWill)
+        } else {
+            Err(Ending::Normal)
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! ledgermq-broker: the MQTT 3.1.1 / 5.0 broker core.
+//!
+//! Owns sessions, the subscription tree, QoS 0/1/2 flows, retained
+//! messages, wills, persistence and listeners. It does not decide who may
+//! connect, publish or subscribe: it asks the [`auth::Authenticator`] and
+//! [`auth::Authorizer`] traits, whose plain implementations (password file,
+//! ACL file) live in [`auth`].
+//!
+//! Layout, one concept per file: [`broker`] (shared state and routing),
+//! [`session`] (per-client state), [`router`] (subscription trie),
+//! [`retained`], [`store`] (redb persistence), `connection/` (handshake,
+//! reader, writer), [`listener`] (TCP/TLS), [`sys`] (`$SYS` topics).
+
+pub mod auth;
+pub mod broker;
+pub mod config;
+mod connection;
+pub mod listener;
+pub mod message;
+pub mod metrics;
+pub mod retained;
+pub mod router;
+pub mod session;
+pub mod store;
+pub mod sys;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ledgermq_proto::ReasonCode;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+
+pub use broker::Broker;
+pub use config::Config;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    AuthFile(#[from] auth::AuthFileError),
+    #[error(transparent)]
+    Tls(#[from] listener::TlsConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A broker that is accepting connections.
+pub struct RunningBroker {
+    pub broker: Arc<Broker>,
+    pub mqtt_addr: SocketAddr,
+    pub tls_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    store_thread: Option<std::thread::JoinHandle<()>>,
+    housekeeping: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the store, restores state, binds the listeners and starts serving.
+pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
+    config.validate()?;
+    let authenticator: Box<dyn auth::Authenticator> = match &config.password_file {
+        Some(p) => Box::new(auth::PasswordFile::load(p, config.anonymous_allowed())?),
+        None => Box::new(auth::AllowAnonymous(config.anonymous_allowed())),
+    };
+    let authorizer: Box<dyn auth::Authorizer> = match &config.acl_file {
+        Some(p) => Box::new(auth::AclFile::load(p)?),
+        None => Box::new(auth::AllowAll),
+    };
+    let tls = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
+        (Some(_), Some(c), Some(k)) => Some(listener::tls_acceptor(c, k)?),
+        _ => None,
+    };
+    let (store, loaded, store_thread) = if config.persistence {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        })?;
+        let (s, l, h) = store::Store::open(&config.data_dir.join("broker.redb"))?;
+        (Some(s), Some(l), Some(h))
+    } else {
+        (None, None, None)
+    };
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { addr, source })
+    };
+    let mqtt = bind(config.listen).await?;
+    let tls_listener = match config.tls_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let broker = Arc::new(Broker::new(config, store, authenticator, authorizer));
+    if let Some(l) = loaded {
+        broker.restore(l);
+    }
+    let mqtt_addr = mqtt.local_addr().map_err(|source| StartError::Bind {
+        addr: broker.config.listen,
+        source,
+    })?;
+    let tls_addr = tls_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let (stop, stop_rx) = watch::channel(false);
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections));
+    tokio::spawn(listener::accept_loop(
+        broker.clone(),
+        mqtt,
+        None,
+        limit.clone(),
+        stop_rx.clone(),
+    ));
+    if let (Some(l), Some(acceptor)) = (tls_listener, tls) {
+        tokio::spawn(listener::accept_loop(
+            broker.clone(),
+            l,
+            Some(acceptor),
+            limit,
+            stop_rx,
+        ));
+    }
+    let housekeeping = tokio::spawn(sys::housekeeping(broker.clone()));
+    Ok(RunningBroker {
+        broker,
+        mqtt_addr,
+        tls_addr,
+        stop,
+        store_thread,
+        housekeeping,
+    })
+}
+
+impl RunningBroker {
+    /// Stops accepting, tells MQTT 5 clients the server is shutting down,
+    /// and waits for the store to write everything queued.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        self.housekeeping.abort();
+        self.broker.disconnect_all(ReasonCode::SERVER_SHUTTING_DOWN);
+        // Give connections a moment to flush their DISCONNECTs and detach.
+        for _ in 0..50 {
+            if metrics::Metrics::get(&self.broker.metrics.clients_connected) == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let done = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = done;
+        self.broker.after_durable(move || {
+            let _ = tx.send(());
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        // The store thread ends when the last handle (inside the broker) is
+        // dropped; it has already committed everything we waited for.
+        drop(self.store_thread.take());
+    }
+}

@@ -1,0 +1,216 @@
+//! `ledgermq serve` and `ledgermq passwd`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use ledgermq_broker::auth::PasswordFile;
+use ledgermq_broker::Config;
+
+/// Every key of the config file, as a flag; a flag overrides the file.
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// TOML config file (keys documented in docs/configuration.md).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Plain MQTT listener address [default: 127.0.0.1:1883].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Data directory for persistent state [default: ./ledgermq-data].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep sessions, retained and un-acknowledged messages across restarts [default: true].
+    #[arg(long)]
+    persistence: Option<bool>,
+    /// TLS listener address (needs --tls-cert and --tls-key).
+    #[arg(long)]
+    tls_listen: Option<SocketAddr>,
+    /// PEM certificate chain for the TLS listener.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for the TLS listener.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// Password file (`ledgermq passwd` writes it).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Topic ACL file.
+    #[arg(long)]
+    acl_file: Option<PathBuf>,
+    /// Accept clients without a user name [default: true without a password file].
+    #[arg(long)]
+    allow_anonymous: Option<bool>,
+    /// Largest packet accepted or sent, bytes [default: 1048576].
+    #[arg(long)]
+    max_packet_size: Option<u32>,
+    /// Receive Maximum announced to clients [default: 1024].
+    #[arg(long)]
+    receive_maximum: Option<u16>,
+    /// QoS 1/2 messages in flight towards one client [default: 1024].
+    #[arg(long)]
+    max_inflight: Option<u16>,
+    /// Messages queued per session beyond those in flight [default: 10000].
+    #[arg(long)]
+    max_queued_messages: Option<usize>,
+    /// Subscriptions one session may hold [default: 10000].
+    #[arg(long)]
+    max_subscriptions: Option<usize>,
+    /// Topic Alias Maximum announced to MQTT 5 clients [default: 64].
+    #[arg(long)]
+    topic_alias_maximum: Option<u16>,
+    /// Upper bound on a requested session expiry interval, seconds.
+    #[arg(long)]
+    max_session_expiry: Option<u32>,
+    /// Upper bound on client keep-alive, seconds (MQTT 5 Server Keep Alive).
+    #[arg(long)]
+    max_keep_alive: Option<u16>,
+    /// Seconds a new connection has to send CONNECT [default: 10].
+    #[arg(long)]
+    connect_timeout: Option<u64>,
+    /// Seconds between $SYS publications, 0 to disable [default: 10].
+    #[arg(long)]
+    sys_interval: Option<u64>,
+    /// Maximum simultaneous connections [default: 100000].
+    #[arg(long)]
+    max_connections: Option<usize>,
+}
+
+impl ServeArgs {
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        macro_rules! set_opt {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = Some(v); } )* };
+        }
+        set!(
+            listen,
+            data_dir,
+            persistence,
+            max_packet_size,
+            receive_maximum,
+            max_inflight,
+            max_queued_messages,
+            max_subscriptions,
+            topic_alias_maximum,
+            max_session_expiry,
+            connect_timeout,
+            sys_interval,
+            max_connections
+        );
+        set_opt!(
+            tls_listen,
+            tls_cert,
+            tls_key,
+            password_file,
+            acl_file,
+            allow_anonymous,
+            max_keep_alive
+        );
+        Ok(c)
+    }
+}
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let config = args.into_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("ledgermq")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let running = ledgermq_broker::start(config).await?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "LISTENING mqtt {}", running.mqtt_addr)?;
+            if let Some(a) = running.tls_addr {
+                writeln!(out, "LISTENING mqtts {a}")?;
+            }
+            out.flush()?;
+        }
+        tracing::info!(addr = %running.mqtt_addr, "ledgermq broker listening");
+        wait_for_signal().await;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[derive(Args, Debug)]
+pub struct PasswdArgs {
+    /// Password file to create or update.
+    #[arg(long)]
+    file: PathBuf,
+    /// User name.
+    #[arg(long)]
+    user: String,
+    /// Password (prefer --password-stdin in scripts that log commands).
+    #[arg(long, conflicts_with = "password_stdin")]
+    password: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+pub fn passwd(args: PasswdArgs) -> anyhow::Result<()> {
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin().read_line(&mut line)?;
+            line.trim_end_matches(['\r', '\n']).to_owned()
+        }
+        (None, false) => anyhow::bail!("give --password or --password-stdin"),
+    };
+    let existing = match std::fs::read_to_string(&args.file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", args.file.display())),
+    };
+    let text =
+        PasswordFile::upsert(&existing, &args.user, &password).map_err(anyhow::Error::msg)?;
+    write_private(&args.file, &text)
+        .with_context(|| format!("cannot write {}", args.file.display()))?;
+    Ok(())
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
