@@ -133,3 +133,42 @@ impl Config {
         self.allow_anonymous.unwrap_or(self.password_file.is_none())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_config_parses_to_the_defaults() {
+        let text = include_str!("../../../examples/ledgermq.toml");
+        let parsed: Config = toml::from_str(text).expect("example parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<Config>("listne = \"127.0.0.1:1\"").unwrap_err();
+        assert!(err.to_string().contains("listne"), "{err}");
+    }
+
+    #[test]
+    fn tls_listener_needs_cert_and_key() {
+        let c = Config {
+            tls_listen: Some("127.0.0.1:8883".parse().unwrap()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn password_file_turns_anonymous_off_unless_asked() {
+        let mut c = Config {
+            password_file: Some("p".into()),
+            ..Config::default()
+        };
+        assert!(!c.anonymous_allowed());
+        c.allow_anonymous = Some(true);
+        assert!(c.anonymous_allowed());
+        assert!(Config::default().anonymous_allowed());
+    }
+}

@@ -259,8 +259,9 @@ impl Connection {
                 Packet::PubRec
             }
         };
-        if routed.stored {
-            // Acknowledge only once the message is durable.
+        // Acknowledge only once the message is durable, and keep acks in
+        // PUBLISH order (§4.6): behind a pending durable ack, every ack waits.
+        if routed.stored || self.pending_acks.load(Ordering::Relaxed) > 0 {
             let link = self.link.clone();
             let pending = self.pending_acks.clone();
             pending.fetch_add(1, Ordering::Relaxed);

@@ -107,7 +107,7 @@ pub(super) async fn run<W: AsyncWrite + Send + 'static>(
             let _ = wr.shutdown().await;
             return;
         }
-        w.drain_queue(&session);
+        w.drain_queue(&session, &link);
         if w.out.is_empty() {
             link.notify.notified().await;
             continue;
@@ -149,9 +149,15 @@ impl Writer {
 
     /// Moves deliveries from the session queue into `out`, QoS 1/2 ones
     /// through the in-flight window.
-    fn drain_queue(&mut self, session: &Session) {
+    fn drain_queue(&mut self, session: &Session, link: &Arc<ConnLink>) {
         let now = Instant::now();
         let mut st = session.state.lock();
+        // After a takeover the new connection owns the queue; a message this
+        // writer took now would be in flight on a dying socket and would only
+        // be resent at the next reconnect.
+        if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, link)) {
+            return;
+        }
         while self.out.len() < BATCH_BYTES {
             let Some(front) = st.queue.front() else {
                 break;
