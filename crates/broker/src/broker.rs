@@ -33,12 +33,22 @@ pub struct Broker {
 }
 
 /// What routing one PUBLISH did.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct Routed {
     /// Sessions the message was queued for.
     pub matched: usize,
     /// Something was written to the store: acknowledge only after a barrier.
     pub stored: bool,
+    /// Connected sessions whose queue went over its limit: the publisher
+    /// must wait for them to drain before sending more (backpressure).
+    pub congested: Vec<Arc<Session>>,
+}
+
+/// What queuing one delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    pub stored: bool,
+    pub over_limit: bool,
 }
 
 impl Broker {
@@ -184,9 +194,12 @@ impl Broker {
                 j += 1;
             }
             if let Some(d) = merge(&message, &matches[i..j]) {
-                if let Some(stored) = self.deliver(&matches[i].session, d) {
+                if let Some(q) = self.deliver(&matches[i].session, d) {
                     routed.matched += 1;
-                    routed.stored |= stored;
+                    routed.stored |= q.stored;
+                    if q.over_limit {
+                        routed.congested.push(matches[i].session.clone());
+                    }
                 }
             }
             i = j;
@@ -196,8 +209,8 @@ impl Broker {
 
     /// Queues one delivery on a session (persisting it first when the
     /// session is persistent) and wakes its connection. Returns `None` if
-    /// the delivery was dropped, else whether it went to the store.
-    pub fn deliver(&self, session: &Arc<Session>, mut d: Delivery) -> Option<bool> {
+    /// the delivery was dropped.
+    pub fn deliver(&self, session: &Arc<Session>, mut d: Delivery) -> Option<Queued> {
         let mut st = session.state.lock();
         if st.ended {
             return None;
@@ -213,8 +226,10 @@ impl Broker {
             });
             d.store_seq = Some(seq);
         }
+        let mut over_limit = false;
         match st.enqueue(d, self.config.max_queued_messages) {
             Enqueued::Yes => {}
+            Enqueued::OverLimit => over_limit = true,
             Enqueued::ReplacedQos0 => Metrics::add(&self.metrics.messages_dropped, 1),
             Enqueued::Dropped { store_seq } => {
                 Metrics::add(&self.metrics.messages_dropped, 1);
@@ -231,7 +246,7 @@ impl Broker {
         if let Some(c) = &st.conn {
             c.notify.notify_one();
         }
-        Some(stored)
+        Some(Queued { stored, over_limit })
     }
 
     /// Attaches a new connection to the session of `client_id`, creating or

@@ -183,6 +183,10 @@ pub enum Enqueued {
     },
     /// Queue full of QoS 0 messages made room; the new one is queued.
     ReplacedQos0,
+    /// Queue full, but an acknowledged QoS 1/2 message for a connected
+    /// client is never dropped: it is queued beyond the limit and the
+    /// publisher must wait for [`Session::room`] (backpressure).
+    OverLimit,
     /// The session ended.
     Ended,
 }
@@ -192,6 +196,9 @@ pub struct Session {
     /// Cheap "is a connection attached" flag for shared-subscription
     /// member selection, without taking the lock.
     pub online: AtomicBool,
+    /// Signalled by the writer when the queue is back under its limit,
+    /// for publishers held back by [`Enqueued::OverLimit`].
+    pub room: Notify,
     /// Counts connections attached to this session; a delayed will fires
     /// only if no new connection attached meanwhile.
     pub generation: AtomicU64,
@@ -204,6 +211,7 @@ impl Session {
             client_id,
             online: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            room: Notify::new(),
             state: Mutex::new(SessionState {
                 protocol,
                 expiry_interval,
@@ -223,6 +231,21 @@ impl Session {
     pub fn is_online(&self) -> bool {
         self.online.load(Ordering::Relaxed)
     }
+
+    /// Whether a publisher held back by this session may go on: its queue
+    /// is under `limit`, or nobody is connected to drain it any more.
+    pub fn has_room(&self, limit: usize) -> bool {
+        let st = self.state.lock();
+        st.queue.len() < limit || st.conn.is_none() || st.ended
+    }
+
+    /// Closes the attached connection, if any (MQTT 5: DISCONNECT `reason`).
+    pub fn close_connection(&self, reason: ReasonCode, text: &str) {
+        if let Some(c) = &self.state.lock().conn {
+            tracing::warn!(client_id = &*self.client_id, "closing connection: {text}");
+            c.close(reason, Some(text.to_owned()));
+        }
+    }
 }
 
 impl SessionState {
@@ -234,15 +257,18 @@ impl SessionState {
         }
         let mut outcome = Enqueued::Yes;
         if self.queue.len() >= max_queued {
-            if d.qos == QoS::AtMostOnce || self.queued_qos0 == 0 {
+            if d.qos != QoS::AtMostOnce && self.queued_qos0 > 0 {
+                if let Some(pos) = self.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
+                    self.queue.remove(pos);
+                    self.queued_qos0 -= 1;
+                    outcome = Enqueued::ReplacedQos0;
+                }
+            } else if d.qos != QoS::AtMostOnce && self.conn.is_some() {
+                outcome = Enqueued::OverLimit;
+            } else {
                 return Enqueued::Dropped {
                     store_seq: d.store_seq,
                 };
-            }
-            if let Some(pos) = self.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
-                self.queue.remove(pos);
-                self.queued_qos0 -= 1;
-                outcome = Enqueued::ReplacedQos0;
             }
         }
         if d.qos == QoS::AtMostOnce {
@@ -376,6 +402,22 @@ mod tests {
         ));
         assert!(matches!(
             s.enqueue(delivery(QoS::AtMostOnce), 2),
+            Enqueued::Dropped { .. }
+        ));
+    }
+
+    #[test]
+    fn full_queue_of_online_session_keeps_qos1_and_asks_for_backpressure() {
+        let mut s = state();
+        s.conn = Some(Arc::new(ConnLink::new(Protocol::V5)));
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), 1), Enqueued::Yes);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 1),
+            Enqueued::OverLimit
+        );
+        assert_eq!(s.queue.len(), 2);
+        assert!(matches!(
+            s.enqueue(delivery(QoS::AtMostOnce), 1),
             Enqueued::Dropped { .. }
         ));
     }

@@ -39,12 +39,19 @@ pub(crate) struct Connection {
     aliases: HashMap<u16, String>,
     /// QoS 1 publishes whose PUBACK waits for the store.
     pending_acks: Arc<AtomicUsize>,
+    /// Subscribers the last PUBLISH overfilled; reading pauses until they
+    /// drain.
+    congested: Vec<Arc<Session>>,
 }
 
 type Step = Result<(), Ending>;
 
 /// Unsent control bytes above which the reader stops reading.
 const CONTROL_BACKLOG_LIMIT: usize = 256 * 1024;
+
+/// How long a publisher waits for a full subscriber queue before that
+/// subscriber is disconnected as a slow consumer.
+const SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn fail(reason: ReasonCode, text: &str) -> Step {
     Err(Ending::Broker(reason, Some(text.to_owned())))
@@ -66,6 +73,7 @@ impl Connection {
             limits,
             aliases: HashMap::new(),
             pending_acks: Arc::new(AtomicUsize::new(0)),
+            congested: Vec::new(),
         }
     }
 
@@ -89,6 +97,9 @@ impl Connection {
                     Ok(Some(packet)) => {
                         if let Err(ending) = self.handle(packet) {
                             return ending;
+                        }
+                        if !self.congested.is_empty() && self.wait_for_room().await.is_err() {
+                            return Ending::Network;
                         }
                     }
                     Ok(None) => break,
@@ -129,6 +140,34 @@ impl Connection {
                 _ = self.link.reader_wake.notified() => return Ending::Network,
             }
         }
+    }
+
+    /// Backpressure: holds this publisher until every subscriber its last
+    /// message overfilled has room again. A subscriber that stays full for
+    /// `SLOW_CONSUMER_TIMEOUT` is disconnected (0x97) rather than
+    /// stalling its publishers forever; its session keeps the messages.
+    async fn wait_for_room(&mut self) -> Result<(), ()> {
+        let limit = self.broker.config.max_queued_messages;
+        for session in std::mem::take(&mut self.congested) {
+            let deadline = tokio::time::Instant::now() + SLOW_CONSUMER_TIMEOUT;
+            loop {
+                let room = session.room.notified();
+                tokio::pin!(room);
+                room.as_mut().enable();
+                if session.has_room(limit) {
+                    break;
+                }
+                tokio::select! {
+                    _ = &mut room => {}
+                    _ = self.link.reader_wake.notified() => return Err(()),
+                    _ = tokio::time::sleep_until(deadline) => {
+                        session.close_connection(ReasonCode::QUOTA_EXCEEDED, "slow consumer");
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn handle(&mut self, packet: Packet) -> Step {
@@ -245,7 +284,8 @@ impl Connection {
             return Ok(());
         }
         let message = Message::from_publish(p, self.session.client_id.clone(), Instant::now());
-        let routed = self.broker.publish(Arc::new(message));
+        let mut routed = self.broker.publish(Arc::new(message));
+        self.congested.append(&mut routed.congested);
         let reason = if routed.matched == 0 && self.v5() {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {

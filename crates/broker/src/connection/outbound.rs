@@ -187,6 +187,9 @@ impl Writer {
                 self.encode_delivery(&d, packet_id, false, now);
             }
         }
+        if st.queue.len() < self.broker.config.max_queued_messages {
+            session.room.notify_waiters();
+        }
     }
 
     /// Whether the delivery fits the client's Maximum Packet Size; one that
