@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ledgermq_proto::{Protocol, QoS};
+use ledgermq_proto::{ConnAck, Protocol, QoS};
 use tokio::task::JoinHandle;
 
 use client::{
@@ -194,72 +194,10 @@ struct Outcome {
 
 async fn execute(args: &BenchArgs) -> Result<Outcome> {
     let run_id = run_id();
-    let protocol = args.protocol();
     let qos = args.qos();
-    let topic = |i: usize| format!("bench/{run_id}/{i}");
-
-    let subscribers = join_all(
-        (0..args.subscribers)
-            .map(|i| {
-                let (host, client_id) = (args.host.clone(), format!("lmqb{run_id}s{i}"));
-                let filter = match args.mode {
-                    Mode::Pairs => topic(i),
-                    Mode::Fanout => format!("bench/{run_id}/#"),
-                };
-                let (port, keep_alive) = (args.port, args.keep_alive);
-                tokio::spawn(async move {
-                    let (mut wire, _) =
-                        Wire::connect(&host, port, client_id, protocol, keep_alive).await?;
-                    let granted = wire.subscribe(&filter, qos).await?;
-                    if granted < qos {
-                        eprintln!(
-                            "note: {} was granted QoS {} only",
-                            wire.name(),
-                            granted as u8
-                        );
-                    }
-                    Ok(wire)
-                })
-            })
-            .collect(),
-    )
-    .await
-    .context("setting up subscribers")?;
-
-    let publishers = join_all(
-        (0..args.publishers)
-            .map(|i| {
-                let (host, client_id) = (args.host.clone(), format!("lmqb{run_id}p{i}"));
-                let (port, keep_alive) = (args.port, args.keep_alive);
-                tokio::spawn(async move {
-                    Wire::connect(&host, port, client_id, protocol, keep_alive).await
-                })
-            })
-            .collect(),
-    )
-    .await
-    .context("setting up publishers")?;
-
-    let mut window = usize::from(args.inflight);
-    for (_, ack) in &publishers {
-        if let Some(max_qos) = ack.properties.maximum_qos {
-            if max_qos < args.qos {
-                bail!(
-                    "the broker supports QoS {max_qos} at most (CONNACK Maximum QoS), not {}",
-                    args.qos
-                );
-            }
-        }
-        if let Some(receive_max) = ack.properties.receive_maximum {
-            window = window.min(usize::from(receive_max));
-        }
-    }
-    if qos != QoS::AtMostOnce && window < usize::from(args.inflight) && !args.json {
-        eprintln!(
-            "note: the broker's Receive Maximum caps the in-flight window at {window} (asked {})",
-            args.inflight
-        );
-    }
+    let subscribers = connect_subscribers(args, &run_id).await?;
+    let publishers = connect_publishers(args, &run_id).await?;
+    let window = negotiate_window(args, &publishers)?;
 
     let epoch = Instant::now();
     let start = epoch + Duration::from_millis(10);
@@ -285,12 +223,13 @@ async fn execute(args: &BenchArgs) -> Result<Outcome> {
                 Mode::Pairs => Expect::From(i),
                 Mode::Fanout => Expect::All,
             };
+            let progress = progress.clone();
             tokio::spawn(client::run_subscriber(
                 wire,
                 expect,
                 args.publishers,
                 schedule,
-                progress.clone(),
+                progress,
             ))
         })
         .collect();
@@ -300,7 +239,7 @@ async fn execute(args: &BenchArgs) -> Result<Outcome> {
         .map(|(i, (wire, _))| {
             let plan = PublisherPlan {
                 index: i as u32,
-                topic: topic(i),
+                topic: format!("bench/{run_id}/{i}"),
                 qos,
                 payload_len: args.payload,
                 rate: args.rate,
@@ -316,35 +255,77 @@ async fn execute(args: &BenchArgs) -> Result<Outcome> {
     }
     progress.publishers_done.store(true, Ordering::Release);
     let received = join_all(subscriber_tasks).await.context("receiving")?;
+    Ok(Outcome::tally(args, window, &published, &received))
+}
 
-    if let Some(reason) = published.iter().find_map(|r| r.first_rejection) {
+/// Connects every subscriber and waits for all their SUBACKs.
+async fn connect_subscribers(args: &BenchArgs, run_id: &str) -> Result<Vec<Wire>> {
+    let (protocol, qos) = (args.protocol(), args.qos());
+    let tasks = (0..args.subscribers)
+        .map(|i| {
+            let (host, client_id) = (args.host.clone(), format!("lmqb{run_id}s{i}"));
+            let filter = match args.mode {
+                Mode::Pairs => format!("bench/{run_id}/{i}"),
+                Mode::Fanout => format!("bench/{run_id}/#"),
+            };
+            let (port, keep_alive) = (args.port, args.keep_alive);
+            tokio::spawn(async move {
+                let (mut wire, _) =
+                    Wire::connect(&host, port, client_id, protocol, keep_alive).await?;
+                let granted = wire.subscribe(&filter, qos).await?;
+                if granted < qos {
+                    eprintln!(
+                        "note: {} was granted QoS {} only",
+                        wire.name(),
+                        granted as u8
+                    );
+                }
+                Ok(wire)
+            })
+        })
+        .collect();
+    join_all(tasks).await.context("setting up subscribers")
+}
+
+/// Connects every publisher, keeping each CONNACK for its limits.
+async fn connect_publishers(args: &BenchArgs, run_id: &str) -> Result<Vec<(Wire, ConnAck)>> {
+    let protocol = args.protocol();
+    let tasks = (0..args.publishers)
+        .map(|i| {
+            let (host, client_id) = (args.host.clone(), format!("lmqb{run_id}p{i}"));
+            let (port, keep_alive) = (args.port, args.keep_alive);
+            tokio::spawn(async move {
+                Wire::connect(&host, port, client_id, protocol, keep_alive).await
+            })
+        })
+        .collect();
+    join_all(tasks).await.context("setting up publishers")
+}
+
+/// The QoS 1/2 window: `--inflight`, capped by the broker's Receive
+/// Maximum. Fails if the broker's Maximum QoS is below `--qos`.
+fn negotiate_window(args: &BenchArgs, publishers: &[(Wire, ConnAck)]) -> Result<usize> {
+    let mut window = usize::from(args.inflight);
+    for (_, ack) in publishers {
+        if let Some(max_qos) = ack.properties.maximum_qos {
+            if max_qos < args.qos {
+                bail!(
+                    "the broker supports QoS {max_qos} at most (CONNACK Maximum QoS), not {}",
+                    args.qos
+                );
+            }
+        }
+        if let Some(receive_max) = ack.properties.receive_maximum {
+            window = window.min(usize::from(receive_max));
+        }
+    }
+    if args.qos > 0 && window < usize::from(args.inflight) && !args.json {
         eprintln!(
-            "note: the broker rejected publications, first with reason {reason} ({})",
-            wire::reason_name(reason)
+            "note: the broker's Receive Maximum caps the in-flight window at {window} (asked {})",
+            args.inflight
         );
     }
-    let sent: u64 = published.iter().map(|r| r.sent_measured).sum();
-    let mut outcome = Outcome {
-        window,
-        sent,
-        sent_total: published.iter().map(|r| r.sent_total).sum(),
-        expected: sent * args.fan(),
-        received: 0,
-        duplicates: 0,
-        in_window: 0,
-        malformed: 0,
-        unacked: published.iter().map(|r| r.unacked).sum(),
-        rejected: published.iter().map(|r| r.rejected).sum(),
-        latency: Histogram::default(),
-    };
-    for r in &received {
-        outcome.received += r.unique;
-        outcome.duplicates += r.duplicates;
-        outcome.in_window += r.in_window;
-        outcome.malformed += r.malformed;
-        outcome.latency.merge(&r.latency);
-    }
-    Ok(outcome)
+    Ok(window)
 }
 
 /// Awaits every task, returning the first error (naming the client) if any.
@@ -381,6 +362,42 @@ fn run_id() -> String {
 }
 
 impl Outcome {
+    fn tally(
+        args: &BenchArgs,
+        window: usize,
+        published: &[PublisherReport],
+        received: &[SubscriberReport],
+    ) -> Outcome {
+        if let Some(reason) = published.iter().find_map(|r| r.first_rejection) {
+            eprintln!(
+                "note: the broker rejected publications, first with reason {reason} ({})",
+                wire::reason_name(reason)
+            );
+        }
+        let sent: u64 = published.iter().map(|r| r.sent_measured).sum();
+        let mut outcome = Outcome {
+            window,
+            sent,
+            sent_total: published.iter().map(|r| r.sent_total).sum(),
+            expected: sent * args.fan(),
+            received: 0,
+            duplicates: 0,
+            in_window: 0,
+            malformed: 0,
+            unacked: published.iter().map(|r| r.unacked).sum(),
+            rejected: published.iter().map(|r| r.rejected).sum(),
+            latency: Histogram::default(),
+        };
+        for r in received {
+            outcome.received += r.unique;
+            outcome.duplicates += r.duplicates;
+            outcome.in_window += r.in_window;
+            outcome.malformed += r.malformed;
+            outcome.latency.merge(&r.latency);
+        }
+        outcome
+    }
+
     fn throughput(&self, args: &BenchArgs) -> f64 {
         self.in_window as f64 / args.duration
     }
