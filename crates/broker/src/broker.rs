@@ -158,6 +158,18 @@ impl Broker {
         }
     }
 
+    /// Resolves once everything queued to the store so far is durable.
+    pub async fn durable(&self) {
+        if self.store.is_none() {
+            return;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.after_durable(move || {
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+    }
+
     /// Routes one application message to every matching session and, if it
     /// is retained, updates the retained store.
     pub fn publish(&self, message: Arc<Message>) -> Routed {

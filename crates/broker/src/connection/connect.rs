@@ -126,6 +126,10 @@ where
 
     let link = Arc::new(ConnLink::new(protocol));
     let (session, present) = broker.open_session(&client_id, connect.clean_start, expiry, &link);
+    if expiry > 0 {
+        // A persistent session exists once CONNACK says so: make it durable first.
+        broker.durable().await;
+    }
 
     let mut properties = Properties::default();
     if v5 {

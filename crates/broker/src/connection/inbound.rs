@@ -95,7 +95,7 @@ impl Connection {
             loop {
                 match decode(&mut buf, Some(self.link.protocol), max) {
                     Ok(Some(packet)) => {
-                        if let Err(ending) = self.handle(packet) {
+                        if let Err(ending) = self.handle(packet).await {
                             return ending;
                         }
                         if !self.congested.is_empty() && self.wait_for_room().await.is_err() {
@@ -170,15 +170,15 @@ impl Connection {
         Ok(())
     }
 
-    fn handle(&mut self, packet: Packet) -> Step {
+    async fn handle(&mut self, packet: Packet) -> Step {
         match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(r) => self.on_puback(r),
             Packet::PubRec(r) => self.on_pubrec(r),
             Packet::PubRel(r) => self.on_pubrel(r),
             Packet::PubComp(r) => self.on_pubcomp(r),
-            Packet::Subscribe(s) => self.on_subscribe(s),
-            Packet::Unsubscribe(u) => self.on_unsubscribe(u),
+            Packet::Subscribe(s) => self.on_subscribe(s).await,
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u).await,
             Packet::PingReq => {
                 self.link.send(&Packet::PingResp);
                 Ok(())
@@ -392,11 +392,12 @@ impl Connection {
         Ok(())
     }
 
-    fn on_subscribe(&mut self, s: Subscribe) -> Step {
+    async fn on_subscribe(&mut self, s: Subscribe) -> Step {
         let v5 = self.v5();
         let sub_id = s.properties.subscription_identifiers.first().copied();
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained_for = Vec::new();
+        let mut stored = false;
         for (filter, options) in s.filters {
             let shared = match topic::parse_shared(&filter) {
                 Ok(shared) => shared.map(|(_, inner)| inner.to_owned()),
@@ -454,6 +455,7 @@ impl Connection {
                     client_id: self.session.client_id.clone(),
                     subscription,
                 });
+                stored = true;
             }
             reasons.push(ReasonCode(options.qos as u8));
             let send_retained = match options.retain_handling {
@@ -465,6 +467,10 @@ impl Connection {
             if send_retained && shared.is_none() {
                 retained_for.push((inner, options.qos));
             }
+        }
+        if stored {
+            // SUBACK promises the subscription: it must survive a crash.
+            self.broker.durable().await;
         }
         self.link.send(&Packet::SubAck(SubAck {
             packet_id: s.packet_id,
@@ -487,8 +493,9 @@ impl Connection {
         Ok(())
     }
 
-    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Step {
+    async fn on_unsubscribe(&mut self, u: Unsubscribe) -> Step {
         let mut reasons = Vec::with_capacity(u.filters.len());
+        let mut stored = false;
         for filter in u.filters {
             let removed = self.broker.router.unsubscribe(&filter, &self.session);
             let persistent = {
@@ -501,12 +508,16 @@ impl Connection {
                     client_id: self.session.client_id.clone(),
                     filter,
                 });
+                stored = true;
             }
             reasons.push(if removed {
                 ReasonCode::SUCCESS
             } else {
                 ReasonCode::NO_SUBSCRIPTION_EXISTED
             });
+        }
+        if stored {
+            self.broker.durable().await;
         }
         self.link.send(&Packet::UnsubAck(UnsubAck {
             packet_id: u.packet_id,

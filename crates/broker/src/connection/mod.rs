@@ -97,10 +97,12 @@ where
         Ending::Broker(reason, text) => conn.link.close(*reason, text.clone()),
         _ => conn.link.close_silently(),
     }
-    // Let the writer flush a final DISCONNECT, but never wait on a client
+    // Detach first, so nothing more is routed to a connection that is
+    // going away (a shared-subscription group picks another member), then
+    // let the writer flush a final DISCONNECT, but never wait on a client
     // that does not read.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     broker.close_session(&conn.session, &conn.link);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     broker
         .metrics
         .clients_connected

@@ -1,0 +1,129 @@
+//! The `ledgermq serve` process contract: LISTENING lines, config file,
+//! graceful stop on SIGTERM.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+#[test]
+fn sigterm_stops_broker_with_success_status() {
+    let mut b = Broker::start();
+    let _c = b.v5("connected-during-stop");
+    let st = b.terminate();
+    assert!(st.success(), "exit status {st}");
+}
+
+/// v5 clients get DISCONNECT 0x8B (Server shutting down) on graceful stop.
+#[test]
+fn graceful_stop_sends_server_shutting_down_to_v5_clients() {
+    if skip_unless_ledgermq("shutdown DISCONNECT") {
+        return;
+    }
+    let mut b = Broker::start();
+    let mut c = b.v5("told");
+    b.terminate();
+    c.expect_disconnect(&[0x8B]);
+}
+
+#[test]
+fn serve_prints_one_listening_line_per_listener() {
+    if skip_unless_ledgermq("LISTENING lines") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(ledgermq_bin())
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--persistence",
+            "false",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = out.read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(Duration::from_secs(20));
+    let _ = child.kill();
+    let _ = child.wait();
+    let line = line.expect("no LISTENING line");
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(parts.len(), 3, "{line:?}");
+    assert_eq!(&parts[..2], &["LISTENING", "mqtt"]);
+    let addr: std::net::SocketAddr = parts[2].parse().unwrap();
+    assert_ne!(addr.port(), 0);
+}
+
+#[test]
+fn config_file_settings_reach_connack() {
+    if skip_unless_ledgermq("TOML config") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ledgermq.toml");
+    std::fs::write(
+        &conf,
+        "max_packet_size = 4321\ntopic_alias_maximum = 3\nreceive_maximum = 9\n",
+    )
+    .unwrap();
+    let b = Broker::with(&[("config", conf.to_str().unwrap())]).unwrap();
+    let (_c, ack) = b.connect(Connect::v5("conf"));
+    assert_eq!(ack.props.maximum_packet_size, Some(4321));
+    assert_eq!(ack.props.topic_alias_maximum, Some(3));
+    assert_eq!(ack.props.receive_maximum, Some(9));
+}
+
+#[test]
+fn flag_overrides_config_file() {
+    if skip_unless_ledgermq("TOML config") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("ledgermq.toml");
+    std::fs::write(&conf, "receive_maximum = 9\n").unwrap();
+    let b = Broker::with(&[("config", conf.to_str().unwrap()), ("receive-maximum", "5")]).unwrap();
+    let (_c, ack) = b.connect(Connect::v5("conf-override"));
+    assert_eq!(ack.props.receive_maximum, Some(5));
+}
+
+#[test]
+fn unknown_config_key_is_an_error() {
+    if skip_unless_ledgermq("TOML config") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("bad.toml");
+    std::fs::write(&conf, "no_such_key = 1\n").unwrap();
+    let out = run_with_timeout(
+        Command::new(ledgermq_bin())
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--persistence",
+                "false",
+                "--config",
+            ])
+            .arg(&conf)
+            .arg("--data-dir")
+            .arg(dir.path()),
+        Duration::from_secs(20),
+    );
+    assert!(
+        out.status.is_some(),
+        "broker started despite an unknown config key"
+    );
+    assert!(!out.success());
+}
