@@ -44,8 +44,9 @@ pub struct Inflight {
 }
 
 /// The link between a session and the connection currently serving it.
-/// The reader half writes control packets into `control`; anyone who gives
-/// the connection work calls `notify`.
+/// Handlers (and the store thread, for acks after a commit) put encoded
+/// control packets into `control`; anyone who gives the connection work
+/// calls `notify`.
 pub struct ConnLink {
     pub protocol: Protocol,
     /// Encoded control packets (acks, SUBACK, PINGRESP…) waiting for the writer.
@@ -55,11 +56,6 @@ pub struct ConnLink {
     /// with this reason first (MQTT 5).
     pub close: Mutex<Option<(ReasonCode, Option<String>)>>,
     pub closing: AtomicBool,
-    /// Wakes the reader half when the connection must close.
-    pub reader_wake: Notify,
-    /// Signalled by the writer after each write, for a reader waiting for
-    /// the control buffer to drain.
-    pub drained: Notify,
 }
 
 impl ConnLink {
@@ -70,8 +66,6 @@ impl ConnLink {
             notify: Notify::new(),
             close: Mutex::new(None),
             closing: AtomicBool::new(false),
-            reader_wake: Notify::new(),
-            drained: Notify::new(),
         }
     }
 
@@ -88,7 +82,6 @@ impl ConnLink {
     pub fn close_silently(&self) {
         self.closing.store(true, Ordering::Release);
         self.notify.notify_one();
-        self.reader_wake.notify_one();
     }
 
     /// Ask the connection to send DISCONNECT (v5) with `reason` and close.
@@ -99,12 +92,6 @@ impl ConnLink {
         }
         self.closing.store(true, Ordering::Release);
         self.notify.notify_one();
-        self.reader_wake.notify_one();
-    }
-
-    /// Bytes of control packets not yet handed to the socket.
-    pub fn control_backlog(&self) -> usize {
-        self.control.lock().len()
     }
 
     pub fn is_closing(&self) -> bool {

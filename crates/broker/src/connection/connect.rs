@@ -9,18 +9,17 @@ use ledgermq_proto::{
 };
 use rand::RngCore;
 use tokio::io::{AsyncWrite, AsyncWriteExt, WriteHalf};
-use tokio::task::JoinHandle;
 
 use super::inbound::{Connection, Limits};
-use super::outbound;
+use super::outbound::Writer;
 use crate::auth::ClientIdentity;
 use crate::broker::Broker;
 use crate::session::ConnLink;
 
 pub(super) struct Accepted {
     pub conn: Connection,
+    pub writer: Writer,
     pub will: Option<Will>,
-    pub writer: JoinHandle<()>,
 }
 
 /// Answers a CONNECT that could not be decoded. A v5 client gets a CONNACK
@@ -65,17 +64,17 @@ fn peek_level(buf: &[u8]) -> Option<u8> {
     buf.get(i + 3 + name_len).copied()
 }
 
-/// Decides a CONNECT. On success the CONNACK is queued, the writer task is
-/// running and the session is attached; on refusal the CONNACK is written
-/// and the connection closed.
+/// Decides a CONNECT. On success the session is attached and the CONNACK
+/// queued for the writer; on refusal the CONNACK is written and the
+/// connection closed.
 pub(super) async fn accept<W>(
     broker: &Arc<Broker>,
     mut connect: Connect,
-    mut wr: WriteHalf<W>,
+    wr: &mut WriteHalf<W>,
     peer: SocketAddr,
 ) -> Option<Accepted>
 where
-    W: AsyncWrite + Send + 'static,
+    W: AsyncWrite,
 {
     let protocol = connect.protocol;
     let v5 = protocol == Protocol::V5;
@@ -153,17 +152,10 @@ where
         client_id: connect.client_id.clone(),
         username: connect.username.clone(),
     };
-    let writer = tokio::spawn(outbound::run(
-        broker.clone(),
-        session.clone(),
-        link.clone(),
-        limits,
-        wr,
-    ));
     Some(Accepted {
+        writer: Writer::new(broker.clone(), session.clone(), link.clone(), &limits),
         conn: Connection::new(broker.clone(), session, link, identity, limits),
         will: connect.will.take(),
-        writer,
     })
 }
 

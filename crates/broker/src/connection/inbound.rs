@@ -3,14 +3,12 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::BytesMut;
 use ledgermq_proto::{
-    decode, topic, Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, RetainHandling, SubAck,
+    topic, Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, RetainHandling, SubAck,
     Subscribe, UnsubAck, Unsubscribe,
 };
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::{is_v5, Ending};
 use crate::auth::ClientIdentity;
@@ -40,18 +38,11 @@ pub(crate) struct Connection {
     /// QoS 1 publishes whose PUBACK waits for the store.
     pending_acks: Arc<AtomicUsize>,
     /// Subscribers the last PUBLISH overfilled; reading pauses until they
-    /// drain.
+    /// drain (backpressure).
     congested: Vec<Arc<Session>>,
 }
 
 type Step = Result<(), Ending>;
-
-/// Unsent control bytes above which the reader stops reading.
-const CONTROL_BACKLOG_LIMIT: usize = 256 * 1024;
-
-/// How long a publisher waits for a full subscriber queue before that
-/// subscriber is disconnected as a slow consumer.
-const SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn fail(reason: ReasonCode, text: &str) -> Step {
     Err(Ending::Broker(reason, Some(text.to_owned())))
@@ -81,96 +72,28 @@ impl Connection {
         is_v5(self.link.protocol)
     }
 
-    /// Reads and handles packets until the connection ends.
-    pub async fn read_loop<R: AsyncRead + Unpin>(
-        &mut self,
-        rd: &mut R,
-        mut buf: BytesMut,
-    ) -> Ending {
-        let max = self.broker.config.max_packet_size as usize;
-        // §3.1.2.10: close after one and a half keep-alive periods of silence.
-        let idle = (self.limits.keep_alive > 0)
-            .then(|| Duration::from_millis(u64::from(self.limits.keep_alive) * 1500));
-        loop {
-            loop {
-                match decode(&mut buf, Some(self.link.protocol), max) {
-                    Ok(Some(packet)) => {
-                        if let Err(ending) = self.handle(packet).await {
-                            return ending;
-                        }
-                        if !self.congested.is_empty() && self.wait_for_room().await.is_err() {
-                            return Ending::Network;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(e) => {
-                        tracing::debug!(client_id = &*self.session.client_id, "decode error: {e}");
-                        return Ending::Broker(e.reason_code(), Some(e.to_string()));
-                    }
-                }
-            }
-            if self.link.is_closing() {
-                return Ending::Network;
-            }
-            // Backpressure: a client that sends faster than it reads our
-            // answers (acks, PINGRESP) stops being read until they drain.
-            while self.link.control_backlog() > CONTROL_BACKLOG_LIMIT {
-                tokio::select! {
-                    _ = self.link.drained.notified() => {}
-                    _ = self.link.reader_wake.notified() => return Ending::Network,
-                }
-            }
-            if buf.capacity() - buf.len() < 1024 {
-                buf.reserve(8192);
-            }
-            let read = async {
-                match idle {
-                    Some(d) => tokio::time::timeout(d, rd.read_buf(&mut buf)).await,
-                    None => Ok(rd.read_buf(&mut buf).await),
-                }
-            };
-            tokio::select! {
-                r = read => match r {
-                    Err(_) => {
-                        return Ending::Broker(ReasonCode::KEEP_ALIVE_TIMEOUT, Some("keep alive timeout".into()));
-                    }
-                    Ok(Ok(0)) | Ok(Err(_)) => return Ending::Network,
-                    Ok(Ok(n)) => Metrics::add(&self.broker.metrics.bytes_received, n as u64),
-                },
-                _ = self.link.reader_wake.notified() => return Ending::Network,
-            }
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    pub fn keep_alive(&self) -> u16 {
+        self.limits.keep_alive
+    }
+
+    /// The first subscriber the last PUBLISH overfilled, if any.
+    pub fn congested(&self) -> Option<&Arc<Session>> {
+        self.congested.first()
+    }
+
+    /// That subscriber has room again, or is being given up on.
+    pub fn uncongest_first(&mut self) {
+        if !self.congested.is_empty() {
+            self.congested.remove(0);
         }
     }
 
-    /// Backpressure: holds this publisher until every subscriber its last
-    /// message overfilled has room again. A subscriber that stays full for
-    /// `SLOW_CONSUMER_TIMEOUT` is disconnected (0x97) rather than
-    /// stalling its publishers forever; its session keeps the messages.
-    async fn wait_for_room(&mut self) -> Result<(), ()> {
-        let limit = self.broker.config.max_queued_messages;
-        for session in std::mem::take(&mut self.congested) {
-            let deadline = tokio::time::Instant::now() + SLOW_CONSUMER_TIMEOUT;
-            loop {
-                let room = session.room.notified();
-                tokio::pin!(room);
-                room.as_mut().enable();
-                if session.has_room(limit) {
-                    break;
-                }
-                tokio::select! {
-                    _ = &mut room => {}
-                    _ = self.link.reader_wake.notified() => return Err(()),
-                    _ = tokio::time::sleep_until(deadline) => {
-                        session.close_connection(ReasonCode::QUOTA_EXCEEDED, "slow consumer");
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn handle(&mut self, packet: Packet) -> Step {
+    /// Handles one inbound packet; `Err` ends the connection.
+    pub async fn handle(&mut self, packet: Packet) -> Step {
         match packet {
             Packet::Publish(p) => self.on_publish(p),
             Packet::PubAck(r) => self.on_puback(r),

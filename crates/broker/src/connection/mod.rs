@@ -1,16 +1,18 @@
-//! One client connection: CONNECT handshake, then a reader (this task) and
-//! a writer task sharing the session.
+//! One client connection: CONNECT handshake, then one task that reads,
+//! handles and writes.
 //!
-//! The reader decodes and handles inbound packets; it never writes to the
-//! socket, it encodes responses into the connection's control buffer. The
-//! writer alone writes: control packets first, then deliveries from the
-//! session queue within the client's in-flight window, many packets per
-//! syscall. Splitting the halves means a client that stops reading can
-//! never stall the processing of what it sends, and the reverse.
+//! Handlers ([`inbound`]) encode their answers into the connection's
+//! control buffer; routers put deliveries into the session queue and wake
+//! the task; [`outbound`] turns both into bytes, many packets per syscall.
+//! The loop ([`pump`]) reads and writes independently (a client that stops
+//! reading does not stop us reading, and the reverse), and one task per
+//! connection means a PUBLISH costs at most one cross-task wake-up (the
+//! subscriber's), which keeps latency low on few cores.
 
 mod connect;
 mod inbound;
 mod outbound;
+mod pump;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,7 +20,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ledgermq_proto::{decode, Disconnect, Packet, Properties, Protocol, ReasonCode};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::broker::Broker;
 use crate::metrics::Metrics;
@@ -41,7 +43,7 @@ pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (mut rd, wr) = tokio::io::split(stream);
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = BytesMut::with_capacity(4096);
     let max = broker.config.max_packet_size as usize;
     let timeout = Duration::from_secs(broker.config.connect_timeout);
@@ -75,34 +77,39 @@ where
             return;
         }
     };
-    let Some(accepted) = connect::accept(&broker, connect, wr, peer).await else {
+    let Some(accepted) = connect::accept(&broker, connect, &mut wr, peer).await else {
         return;
     };
     Metrics::add(&broker.metrics.clients_connected, 1);
     Metrics::add(&broker.metrics.clients_total, 1);
     let connect::Accepted {
         mut conn,
+        mut writer,
         will,
-        writer,
     } = accepted;
 
-    let ending = conn.read_loop(&mut rd, buf).await;
+    let ending = pump::run(&mut conn, &mut writer, &mut rd, &mut wr, buf).await;
     tracing::debug!(
         client_id = &*conn.session.client_id,
         ?ending,
         "connection ending"
     );
-
-    match &ending {
-        Ending::Broker(reason, text) => conn.link.close(*reason, text.clone()),
-        _ => conn.link.close_silently(),
-    }
     // Detach first, so nothing more is routed to a connection that is
     // going away (a shared-subscription group picks another member), then
-    // let the writer flush a final DISCONNECT, but never wait on a client
-    // that does not read.
+    // flush what is owed and a final DISCONNECT, but never wait long on a
+    // client that does not read.
+    conn.link.close_silently();
     broker.close_session(&conn.session, &conn.link);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    writer.gather();
+    if let Ending::Broker(reason, text) = &ending {
+        writer.push_disconnect(*reason, text.clone());
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let _ = wr.write_all(&writer.out[writer.written..]).await;
+        let _ = wr.flush().await;
+        let _ = wr.shutdown().await;
+    })
+    .await;
     broker
         .metrics
         .clients_connected

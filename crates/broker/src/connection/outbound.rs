@@ -1,4 +1,4 @@
-//! The writer half: the only code that writes to the socket.
+//! The outbound side of a connection: what to write, in which order.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,7 +9,6 @@ use ledgermq_proto::{
     encode, encode_outgoing_publish, outgoing_publish_len, OutgoingPublish, Packet, Protocol,
     PubResp, QoS, ReasonCode,
 };
-use tokio::io::{AsyncWrite, AsyncWriteExt, WriteHalf};
 
 use super::disconnect_packet;
 use super::inbound::Limits;
@@ -49,85 +48,106 @@ impl OutAliases {
     }
 }
 
-struct Writer {
+/// Builds the bytes to send: control packets, resends after a resume,
+/// and deliveries from the session queue within the in-flight window.
+pub(crate) struct Writer {
     broker: Arc<Broker>,
+    session: Arc<Session>,
+    link: Arc<ConnLink>,
     protocol: Protocol,
     window: usize,
     max_packet_size: usize,
     aliases: OutAliases,
-    out: BytesMut,
-}
-
-pub(super) async fn run<W: AsyncWrite + Send + 'static>(
-    broker: Arc<Broker>,
-    session: Arc<Session>,
-    link: Arc<ConnLink>,
-    limits: Limits,
-    mut wr: WriteHalf<W>,
-) {
-    let mut w = Writer {
-        window: usize::from(
-            limits
-                .client_receive_maximum
-                .min(broker.config.max_inflight),
-        ),
-        max_packet_size: limits.client_max_packet_size as usize,
-        protocol: link.protocol,
-        aliases: OutAliases {
-            max: if link.protocol == Protocol::V5 {
-                limits.client_topic_alias_maximum
-            } else {
-                0
-            },
-            map: HashMap::new(),
-        },
-        out: BytesMut::with_capacity(BATCH_BYTES),
-        broker,
-    };
-    let mut resumed = false;
-    loop {
-        {
-            let mut control = link.control.lock();
-            w.out.extend_from_slice(&control);
-            control.clear();
-        }
-        if !resumed {
-            // After the CONNACK: resend what the session had in flight.
-            w.resend_inflight(&session);
-            resumed = true;
-        }
-        if link.is_closing() {
-            if let Some((reason, text)) = link.close.lock().take() {
-                if w.protocol == Protocol::V5 {
-                    let _ = encode(&disconnect_packet(reason, text), w.protocol, &mut w.out);
-                }
-            }
-            let _ = wr.write_all(&w.out).await;
-            let _ = wr.flush().await;
-            let _ = wr.shutdown().await;
-            return;
-        }
-        w.drain_queue(&session, &link);
-        if w.out.is_empty() {
-            link.notify.notified().await;
-            continue;
-        }
-        let ok = wr.write_all(&w.out).await.is_ok() && wr.flush().await.is_ok();
-        Metrics::add(&w.broker.metrics.bytes_sent, w.out.len() as u64);
-        if !ok {
-            link.close_silently();
-            return;
-        }
-        w.out.clear();
-        link.drained.notify_one();
-        if w.out.capacity() > 16 * BATCH_BYTES {
-            w.out = BytesMut::with_capacity(BATCH_BYTES);
-        }
-    }
+    resumed: bool,
+    /// Encoded packets not yet written; `written` bytes of it are on the wire.
+    pub out: BytesMut,
+    pub written: usize,
 }
 
 impl Writer {
-    fn resend_inflight(&mut self, session: &Session) {
+    pub fn new(
+        broker: Arc<Broker>,
+        session: Arc<Session>,
+        link: Arc<ConnLink>,
+        limits: &Limits,
+    ) -> Writer {
+        let protocol = link.protocol;
+        Writer {
+            window: usize::from(
+                limits
+                    .client_receive_maximum
+                    .min(broker.config.max_inflight),
+            ),
+            max_packet_size: limits.client_max_packet_size as usize,
+            protocol,
+            aliases: OutAliases {
+                max: if protocol == Protocol::V5 {
+                    limits.client_topic_alias_maximum
+                } else {
+                    0
+                },
+                map: HashMap::new(),
+            },
+            resumed: false,
+            out: BytesMut::with_capacity(BATCH_BYTES),
+            written: 0,
+            broker,
+            session,
+            link,
+        }
+    }
+
+    /// Bytes encoded but not yet written.
+    pub fn pending(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Moves pending control packets and, while the batch has room,
+    /// queued deliveries into `out`.
+    pub fn gather(&mut self) {
+        {
+            let mut control = self.link.control.lock();
+            if !control.is_empty() {
+                self.out.extend_from_slice(&control);
+                control.clear();
+            }
+        }
+        if !self.resumed {
+            // Right after the CONNACK: resend what the session had in flight.
+            self.resend_inflight();
+            self.resumed = true;
+        }
+        if self.pending() < BATCH_BYTES {
+            self.drain_queue();
+        }
+    }
+
+    /// `n` more bytes reached the socket.
+    pub fn advance(&mut self, n: usize) {
+        self.written += n;
+        Metrics::add(&self.broker.metrics.bytes_sent, n as u64);
+        if self.written == self.out.len() {
+            self.out.clear();
+            self.written = 0;
+            if self.out.capacity() > 16 * BATCH_BYTES {
+                self.out = BytesMut::with_capacity(BATCH_BYTES);
+            }
+        }
+    }
+
+    /// Appends the DISCONNECT a closing MQTT 5 connection sends.
+    pub fn push_disconnect(&mut self, reason: ReasonCode, text: Option<String>) {
+        if self.protocol == Protocol::V5 {
+            let _ = encode(
+                &disconnect_packet(reason, text),
+                self.protocol,
+                &mut self.out,
+            );
+        }
+    }
+
+    fn resend_inflight(&mut self) {
+        let session = self.session.clone();
         let st = session.state.lock();
         for i in &st.inflight {
             match i.state {
@@ -149,16 +169,18 @@ impl Writer {
 
     /// Moves deliveries from the session queue into `out`, QoS 1/2 ones
     /// through the in-flight window.
-    fn drain_queue(&mut self, session: &Session, link: &Arc<ConnLink>) {
+    fn drain_queue(&mut self) {
         let now = Instant::now();
+        let session = self.session.clone();
+        let link = self.link.clone();
         let mut st = session.state.lock();
         // After a takeover the new connection owns the queue; a message this
         // writer took now would be in flight on a dying socket and would only
         // be resent at the next reconnect.
-        if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, link)) {
+        if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &link)) {
             return;
         }
-        while self.out.len() < BATCH_BYTES {
+        while self.pending() < BATCH_BYTES {
             let Some(front) = st.queue.front() else {
                 break;
             };

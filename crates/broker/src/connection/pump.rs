@@ -1,0 +1,134 @@
+//! The connection loop: read, handle, write, until the connection ends.
+
+use std::time::Duration;
+
+use bytes::BytesMut;
+use ledgermq_proto::{decode, ReasonCode};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+
+use super::inbound::Connection;
+use super::outbound::Writer;
+use super::Ending;
+use crate::metrics::Metrics;
+
+/// Encoded bytes waiting for a slow client above which we stop reading
+/// from it: a client must read our answers to be heard.
+const OUT_BACKLOG_LIMIT: usize = 256 * 1024;
+
+/// How long a publisher is held back by a full subscriber queue before
+/// that subscriber is disconnected as a slow consumer (0x97); its session
+/// keeps the messages.
+const SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves an accepted connection until it ends, and says why.
+pub(super) async fn run<R, W>(
+    conn: &mut Connection,
+    writer: &mut Writer,
+    rd: &mut R,
+    wr: &mut W,
+    mut buf: BytesMut,
+) -> Ending
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let broker = conn.broker().clone();
+    let link = conn.link.clone();
+    let max = broker.config.max_packet_size as usize;
+    // §3.1.2.10: close after one and a half keep-alive periods of silence.
+    let idle =
+        (conn.keep_alive() > 0).then(|| Duration::from_millis(u64::from(conn.keep_alive()) * 1500));
+    let far = Duration::from_secs(365 * 24 * 3600);
+    let keep_alive = tokio::time::sleep(idle.unwrap_or(far));
+    tokio::pin!(keep_alive);
+    let mut congested_since: Option<Instant> = None;
+
+    loop {
+        // Handle everything already received, unless a subscriber we
+        // published to is full (then the client waits, backpressure).
+        while conn.congested().is_none() {
+            match decode(&mut buf, Some(link.protocol), max) {
+                Ok(Some(packet)) => {
+                    if let Err(ending) = conn.handle(packet).await {
+                        return ending;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::debug!(client_id = &*conn.session.client_id, "decode error: {e}");
+                    return Ending::Broker(e.reason_code(), Some(e.to_string()));
+                }
+            }
+        }
+        if link.is_closing() {
+            return match link.close.lock().take() {
+                Some((reason, text)) => Ending::Broker(reason, text),
+                None => Ending::Network,
+            };
+        }
+        writer.gather();
+
+        let congested = conn.congested().cloned();
+        if congested.is_some() && congested_since.is_none() {
+            congested_since = Some(Instant::now());
+        }
+        let can_read = congested.is_none() && writer.pending() < OUT_BACKLOG_LIMIT;
+        if buf.capacity() - buf.len() < 1024 {
+            buf.reserve(8192);
+        }
+        let has_output = writer.pending() > 0;
+        let limit = broker.config.max_queued_messages;
+        let room = async {
+            match &congested {
+                Some(s) => {
+                    let notified = s.room.notified();
+                    tokio::pin!(notified);
+                    notified.as_mut().enable();
+                    if !s.has_room(limit) {
+                        let deadline =
+                            congested_since.unwrap_or_else(Instant::now) + SLOW_CONSUMER_TIMEOUT;
+                        tokio::select! {
+                            _ = notified => {}
+                            _ = tokio::time::sleep_until(deadline) => {
+                                s.close_connection(ReasonCode::QUOTA_EXCEEDED, "slow consumer");
+                            }
+                        }
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let write = async {
+            let n = wr.write(&writer.out[writer.written..]).await?;
+            if n == writer.pending() {
+                wr.flush().await?; // TLS: push the records out
+            }
+            Ok::<usize, std::io::Error>(n)
+        };
+
+        tokio::select! {
+            r = rd.read_buf(&mut buf), if can_read => match r {
+                Ok(0) | Err(_) => return Ending::Network,
+                Ok(n) => {
+                    Metrics::add(&broker.metrics.bytes_received, n as u64);
+                    if let Some(d) = idle {
+                        keep_alive.as_mut().reset(Instant::now() + d);
+                    }
+                }
+            },
+            w = write, if has_output => match w {
+                Ok(0) | Err(_) => return Ending::Network,
+                Ok(n) => writer.advance(n),
+            },
+            _ = link.notify.notified() => {}
+            _ = room => {
+                conn.uncongest_first();
+                congested_since = None;
+            }
+            _ = &mut keep_alive, if idle.is_some() => {
+                return Ending::Broker(ReasonCode::KEEP_ALIVE_TIMEOUT, Some("keep alive timeout".into()));
+            }
+        }
+    }
+}
