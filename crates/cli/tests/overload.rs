@@ -1,0 +1,133 @@
+//! Bounded queues for slow and offline subscribers: what is dropped, what
+//! is never dropped, and how publishers are held back (ledgermq's overload
+//! policy, docs/configuration.md `max_queued_messages`).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn persistent(id: &str) -> Connect {
+    Connect {
+        clean_start: false,
+        props: Props {
+            session_expiry_interval: Some(300),
+            ..Props::default()
+        },
+        ..Connect::v5(id)
+    }
+}
+
+fn publish_with_id(c: &mut Client, topic: &str, payload: &[u8], qos: u8, pkid: u16) {
+    c.send(&Packet::Publish(Publish {
+        pkid: if qos == 0 { 0 } else { pkid },
+        ..Publish::new(topic, payload, qos)
+    }));
+}
+
+/// Reads `$SYS/broker/messages/dropped` until it equals `want` or the wait ends.
+fn wait_for_dropped(b: &Broker, want: u64) -> u64 {
+    let mut sys = b.v5(&format!("sys-{}", unique()));
+    sys.subscribe("$SYS/broker/messages/dropped", 0);
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut last = u64::MAX;
+    while Instant::now() < deadline {
+        if let Recv::Packet(Packet::Publish(p)) = sys.try_recv(Duration::from_secs(2)) {
+            last = String::from_utf8_lossy(&p.payload)
+                .parse()
+                .unwrap_or(u64::MAX);
+            if last == want {
+                break;
+            }
+        }
+    }
+    last
+}
+
+/// An offline session's full queue drops QoS 0 messages first to make
+/// room for QoS 1 ones, then refuses further messages; every drop is
+/// counted in `$SYS/broker/messages/dropped`.
+#[test]
+fn offline_queue_overflow_drops_qos0_first_and_counts_drops() {
+    let Some(b) = Broker::with(&[("max-queued-messages", "5"), ("sys-interval", "1")]) else {
+        return;
+    };
+    let sub = b.connect_ok(persistent("ovf-sub"));
+    let mut sub = sub;
+    sub.subscribe("ovf/t", 1);
+    sub.disconnect();
+
+    let mut p = b.v5("ovf-pub");
+    for i in 0..3u8 {
+        publish_with_id(&mut p, "ovf/t", &[b'a', i], 0, 0);
+    }
+    for i in 0..5u8 {
+        p.publish_packet(Publish::new("ovf/t", &[b'b', i], 1));
+    }
+    // Queue is now five QoS 1 messages: one more of either QoS is dropped.
+    publish_with_id(&mut p, "ovf/t", b"c0", 0, 0);
+    p.publish_packet(Publish::new("ovf/t", b"c1", 1));
+    p.ping();
+
+    let mut sub = b.connect_ok(persistent("ovf-sub"));
+    let mut got = Vec::new();
+    for _ in 0..5 {
+        let m = sub.recv_publish();
+        sub.ack(&m);
+        got.push(m.payload.clone());
+    }
+    sub.expect_nothing(QUIET);
+    let want: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'b', i]).collect();
+    assert_eq!(got, want, "the QoS 1 messages survive, in order");
+    // 3 QoS 0 evicted + 1 QoS 0 and 1 QoS 1 refused.
+    assert_eq!(wait_for_dropped(&b, 5), 5);
+}
+
+/// A connected subscriber that falls behind never loses an acknowledged
+/// QoS 1 message: its queue may not grow past the limit, so the publisher
+/// is held back (its PUBACKs stop) until the subscriber catches up.
+#[test]
+fn slow_connected_subscriber_holds_back_publisher_and_loses_nothing() {
+    let Some(b) = Broker::with(&[("max-queued-messages", "4")]) else {
+        return;
+    };
+    let mut sub = b.connect_ok(Connect {
+        props: Props {
+            receive_maximum: Some(1),
+            ..Props::default()
+        },
+        ..Connect::v5("slow-sub")
+    });
+    sub.subscribe("slow/t", 1);
+
+    let mut p = b.v5("slow-pub");
+    let total = 30u16;
+    for i in 1..=total {
+        publish_with_id(&mut p, "slow/t", &i.to_be_bytes(), 1, i);
+    }
+    // Without acks from the subscriber, only what fits (one in flight,
+    // four queued, one waiting) is acknowledged to the publisher.
+    let mut acked = 0;
+    while let Recv::Packet(Packet::PubAck(_)) = p.try_recv(QUIET) {
+        acked += 1;
+    }
+    assert!(
+        acked < total,
+        "publisher was not held back: {acked} PUBACKs"
+    );
+
+    let mut got = Vec::new();
+    for _ in 0..total {
+        let m = sub.recv_publish();
+        sub.ack(&m);
+        got.push(u16::from_be_bytes([m.payload[0], m.payload[1]]));
+    }
+    assert_eq!(got, (1..=total).collect::<Vec<_>>());
+    while acked < total {
+        match p.try_recv(WAIT) {
+            Recv::Packet(Packet::PubAck(_)) => acked += 1,
+            other => panic!("expected the remaining PUBACKs, got {other:?} after {acked}"),
+        }
+    }
+}
