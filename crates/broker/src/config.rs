@@ -60,6 +60,8 @@ pub struct Config {
     pub sys_interval: u64,
     /// Maximum simultaneous client connections.
     pub max_connections: usize,
+    /// Threads serving connections; unset means one per CPU core.
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             connect_timeout: 10,
             sys_interval: 10,
             max_connections: 100_000,
+            worker_threads: None,
         }
     }
 }
@@ -122,6 +125,9 @@ impl Config {
         }
         if self.receive_maximum == 0 || self.max_inflight == 0 {
             return bad("receive_maximum and max_inflight must be at least 1");
+        }
+        if self.worker_threads == Some(0) {
+            return bad("worker_threads must be at least 1");
         }
         if self.max_packet_size < 64 {
             return bad("max_packet_size must be at least 64 bytes");

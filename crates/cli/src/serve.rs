@@ -75,6 +75,9 @@ pub struct ServeArgs {
     /// Maximum simultaneous connections [default: 100000].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Threads serving connections [default: one per CPU core].
+    #[arg(long)]
+    worker_threads: Option<usize>,
 }
 
 impl ServeArgs {
@@ -111,7 +114,8 @@ impl ServeArgs {
             password_file,
             acl_file,
             allow_anonymous,
-            max_keep_alive
+            max_keep_alive,
+            worker_threads
         );
         Ok(c)
     }
@@ -127,7 +131,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let config = args.into_config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    config.validate()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("ledgermq")
         .build()
