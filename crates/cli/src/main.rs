@@ -1,7 +1,9 @@
 //! The `ledgermq` command: `serve` runs a broker node, `passwd` manages the
 //! plain-mode password file, `bench` measures a running broker.
 
+mod admin;
 mod bench;
+mod ledger_cmd;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +27,10 @@ enum Command {
     Passwd(serve::PasswdArgs),
     /// Measure throughput, loss and latency of a running MQTT broker.
     Bench(bench::BenchArgs),
+    /// Deploy the contracts, verify the embedded chain, benchmark the registry.
+    Ledger(ledger_cmd::LedgerArgs),
+    /// Administer the consortium: organisations, brokers, devices, rights.
+    Admin(Box<admin::AdminArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -33,6 +39,8 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(*args),
         Command::Passwd(args) => serve::passwd(args),
         Command::Bench(args) => bench::run(args),
+        Command::Ledger(args) => ledger_cmd::run(args),
+        Command::Admin(args) => admin::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

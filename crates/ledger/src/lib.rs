@@ -8,6 +8,17 @@
 //!
 //! Must not know about MQTT.
 
+mod account;
 mod ledger;
 
+pub mod admin;
+pub mod contracts;
+pub mod embedded;
+pub mod rpc;
+pub mod view;
+
+pub use account::LocalAccount;
+pub use embedded::{verify, ChainConfig, EmbeddedChain, RpcServerHandle, VerifyReport};
 pub use ledger::*;
+pub use rpc::{RpcLedger, RpcOptions};
+pub use view::{RegistryEvent, RegistryView, RegistryViewBuilder};

@@ -1,0 +1,468 @@
+//! `ledgermq admin …`: the consortium administrator's commands. Every
+//! command that changes the ledger signs with `--account KEYFILE`; secrets
+//! are written to 0600 files and never printed.
+
+use std::path::PathBuf;
+
+use alloy_primitives::{Address, U256};
+use anyhow::{anyhow, bail, Context};
+use clap::{Args, Subcommand, ValueEnum};
+use ledgermq_ledger::admin::apply::{apply, ApplyFile, ApplyOptions};
+use ledgermq_ledger::admin::{
+    write_secret_file, AdminClient, BrokerNodeFile, BrokerNodeKeys, ProvisioningBundle, TopicRight,
+};
+use ledgermq_ledger::{LocalAccount, Signer};
+
+use crate::ledger_cmd::{ledger_error, load_account, out, LedgerTarget};
+
+#[derive(Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    target: LedgerTarget,
+    /// Key file of the signing administrator.
+    #[arg(long, global = true, value_name = "KEYFILE")]
+    account: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: AdminCmd,
+}
+
+#[derive(Subcommand)]
+enum AdminCmd {
+    /// Local secp256k1 accounts.
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Organisations: propose, approve, list, show.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Admin accounts of an organisation.
+    #[command(subcommand)]
+    Admin(AdminAccountCmd),
+    /// Broker nodes.
+    #[command(subcommand)]
+    Broker(BrokerCmd),
+    /// Devices: register (with key generation and a provisioning bundle), revoke, list, show.
+    #[command(subcommand)]
+    Device(DeviceCmd),
+    /// Publish/subscribe rights.
+    #[command(subcommand)]
+    Right(RightCmd),
+    /// Seal the OTP keys of the given bundles to broker nodes that lack an envelope.
+    Reseal {
+        #[arg(required = true, value_name = "BUNDLE")]
+        bundles: Vec<PathBuf>,
+    },
+    /// One item per line.
+    List { what: ListWhat },
+    /// Declarative set-up of a whole consortium from a TOML file.
+    Apply {
+        file: PathBuf,
+        /// Directory for the devices' provisioning bundles (`<device-id>.json`).
+        #[arg(long, value_name = "OUTDIR")]
+        bundles: PathBuf,
+        /// Directory of admin and broker key files (created, 0600, when missing).
+        #[arg(long, value_name = "DIR", default_value = "keys")]
+        keys_dir: PathBuf,
+        /// Wei sent from --account to each account apply creates (chains that charge gas).
+        #[arg(long, value_name = "WEI")]
+        fund: Option<U256>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCmd {
+    /// Create a key file (mode 0600) and print the account address.
+    New {
+        #[arg(long, value_name = "KEYFILE")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum OrgCmd {
+    /// Propose a new organisation (counts as your organisation's approval).
+    Propose {
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        name: String,
+        /// Admin account address (repeatable).
+        #[arg(long = "admin", required = true, value_name = "ADDRESS")]
+        admins: Vec<Address>,
+        /// Seconds until the proposal expires (0 = 7 days).
+        #[arg(long, default_value_t = 0)]
+        ttl: u64,
+    },
+    /// Approve a proposal on behalf of your organisation.
+    Approve {
+        #[arg(long)]
+        proposal: U256,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    /// Every proposal with its status.
+    Proposals,
+}
+
+#[derive(Subcommand)]
+enum AdminAccountCmd {
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_name = "ADDRESS")]
+        address: Address,
+    },
+    Remove {
+        #[arg(long)]
+        org: String,
+        #[arg(long, value_name = "ADDRESS")]
+        address: Address,
+    },
+}
+
+#[derive(Subcommand)]
+enum BrokerCmd {
+    /// Register a broker node: creates `<keys-dir>/<name>.key` (account) and
+    /// `<name>.node.json` (Ed25519 + X25519 keys) if missing, then adds it.
+    Add {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_name = "DIR", default_value = "keys")]
+        keys_dir: PathBuf,
+    },
+    List,
+}
+
+#[derive(Subcommand)]
+enum DeviceCmd {
+    Register {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        id: String,
+        /// A right: TOPIC:pub, TOPIC:sub or TOPIC:pub,sub (repeatable).
+        #[arg(long = "topic", value_name = "TOPIC:RIGHTS")]
+        topics: Vec<TopicRight>,
+        /// Provisioning bundle to write (0600) [default: ./<id>.json].
+        #[arg(long, value_name = "FILE")]
+        bundle_out: Option<PathBuf>,
+    },
+    Revoke {
+        #[arg(long)]
+        id: String,
+    },
+    List,
+    Show {
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RightCmd {
+    Grant {
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long = "pub")]
+        publish: bool,
+        #[arg(long = "sub")]
+        subscribe: bool,
+    },
+    Revoke {
+        #[arg(long)]
+        device: String,
+        #[arg(long)]
+        topic: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListWhat {
+    Orgs,
+    Devices,
+    Topics,
+    Brokers,
+}
+
+pub fn run(args: AdminArgs) -> anyhow::Result<()> {
+    if let AdminCmd::Account(AccountCmd::New { out }) = &args.cmd {
+        let account =
+            LocalAccount::create(out).map_err(|e| anyhow!("cannot create the key file: {e}"))?;
+        out!("{}", account.address());
+        return Ok(());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(run_async(args))
+}
+
+fn signer(args: &AdminArgs) -> anyhow::Result<LocalAccount> {
+    let path = args
+        .account
+        .as_ref()
+        .ok_or_else(|| anyhow!("this command needs --account KEYFILE"))?;
+    load_account(path)
+}
+
+async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
+    let ledger = args.target.open().await?;
+    if let AdminCmd::Apply {
+        file,
+        bundles,
+        keys_dir,
+        fund,
+    } = &args.cmd
+    {
+        let spec = ApplyFile::load(file).map_err(ledger_error)?;
+        let account = args.account.as_ref().map(|p| load_account(p)).transpose()?;
+        let funder = match (fund, &account) {
+            (Some(_), None) => bail!("--fund needs --account KEYFILE (the paying account)"),
+            (Some(w), Some(a)) => Some((a as &dyn Signer, *w)),
+            _ => None,
+        };
+        let opts = ApplyOptions {
+            keys_dir: keys_dir.clone(),
+            bundles_dir: bundles.clone(),
+            deployment_path: args.target.deployment_path(),
+            deployer: account.as_ref().map(|a| a as &dyn Signer),
+            fund: funder,
+        };
+        let report = apply(ledger, &spec, &opts).await.map_err(ledger_error)?;
+        for line in &report.actions {
+            out!("{line}");
+        }
+        out!(
+            "applied {} ({} changes)",
+            file.display(),
+            report.actions.len()
+        );
+        return Ok(());
+    }
+    let d = args.target.load_deployment()?;
+    let admin = AdminClient::new(ledger, d);
+    let (c, r) = (&admin.consortium, &admin.registry);
+    match &args.cmd {
+        AdminCmd::Account(_) | AdminCmd::Apply { .. } => unreachable!("handled above"),
+        AdminCmd::Org(OrgCmd::Propose {
+            id,
+            name,
+            admins,
+            ttl,
+        }) => {
+            let (pid, _) = c
+                .propose(&signer(&args)?, id, name, admins, *ttl)
+                .await
+                .map_err(ledger_error)?;
+            out!("proposal {pid}");
+        }
+        AdminCmd::Org(OrgCmd::Approve { proposal }) => {
+            c.approve(&signer(&args)?, *proposal)
+                .await
+                .map_err(ledger_error)?;
+            let p = c.get_proposal(*proposal).await.map_err(ledger_error)?;
+            out!(
+                "proposal {proposal}: {:?} ({} approvals)",
+                p.status,
+                p.approvals
+            );
+        }
+        AdminCmd::Org(OrgCmd::List)
+        | AdminCmd::List {
+            what: ListWhat::Orgs,
+        } => {
+            for o in c.list_orgs().await.map_err(ledger_error)? {
+                out!(
+                    "{}\t{}\tadmins={}\tbrokers={}",
+                    o.id,
+                    o.name,
+                    o.admins.len(),
+                    o.brokers.len()
+                );
+            }
+        }
+        AdminCmd::Org(OrgCmd::Show { id }) => {
+            admin.require_org(id).await.map_err(ledger_error)?;
+            let o = c.get_org(id).await.map_err(ledger_error)?;
+            out!("id: {}\nname: {}\nadded_at: {}", o.id, o.name, o.added_at);
+            o.admins.iter().for_each(|a| out!("admin: {a}"));
+            o.brokers.iter().for_each(|b| out!("broker: {b}"));
+        }
+        AdminCmd::Org(OrgCmd::Proposals) => {
+            for p in c.list_proposals().await.map_err(ledger_error)? {
+                out!(
+                    "{}\t{}\t{:?}\tapprovals={}",
+                    p.id,
+                    p.org_id,
+                    p.status,
+                    p.approvals
+                );
+            }
+        }
+        AdminCmd::Admin(AdminAccountCmd::Add { org, address }) => {
+            admin.require_org(org).await.map_err(ledger_error)?;
+            c.add_admin(&signer(&args)?, org, *address)
+                .await
+                .map_err(ledger_error)?;
+            out!("{address} is now an admin of {org}");
+        }
+        AdminCmd::Admin(AdminAccountCmd::Remove { org, address }) => {
+            admin.require_org(org).await.map_err(ledger_error)?;
+            c.remove_admin(&signer(&args)?, org, *address)
+                .await
+                .map_err(ledger_error)?;
+            out!("{address} is no longer an admin of {org}");
+        }
+        AdminCmd::Broker(BrokerCmd::Add {
+            org,
+            name,
+            keys_dir,
+        }) => {
+            let s = signer(&args)?;
+            let key_path = keys_dir.join(format!("{name}.key"));
+            let node_path = keys_dir.join(format!("{name}.node.json"));
+            let account = if key_path.exists() {
+                load_account(&key_path)?
+            } else {
+                LocalAccount::create(&key_path).map_err(ledger_error)?
+            };
+            let keys = BrokerNodeKeys::generate();
+            let node = BrokerNodeFile::new(account.address(), org, &keys);
+            if node_path.exists() {
+                bail!(
+                    "{} already exists; not replacing a broker node's keys",
+                    node_path.display()
+                );
+            }
+            admin
+                .add_broker_node(&s, org, account.address(), &keys)
+                .await
+                .map_err(ledger_error)?;
+            write_secret_file(&node_path, node.to_json().as_bytes(), false)
+                .map_err(ledger_error)?;
+            out!("broker {name} {} added to {org}", account.address());
+        }
+        AdminCmd::Broker(BrokerCmd::List)
+        | AdminCmd::List {
+            what: ListWhat::Brokers,
+        } => {
+            for b in c.list_brokers().await.map_err(ledger_error)? {
+                out!("{}\t{}", b.account, b.org);
+            }
+        }
+        AdminCmd::Device(DeviceCmd::Register {
+            org,
+            id,
+            topics,
+            bundle_out,
+        }) => {
+            let out = bundle_out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("{id}.json")));
+            let s = signer(&args)?;
+            let bundle = admin
+                .register_device(&s, org, id, topics, &out)
+                .await
+                .map_err(ledger_error)?;
+            out!(
+                "registered device {} of {} with {} right(s), OTP key sealed to {} broker node(s); bundle written to {}",
+                bundle.device_id,
+                bundle.org,
+                topics.len(),
+                bundle.brokers.len(),
+                out.display()
+            );
+        }
+        AdminCmd::Device(DeviceCmd::Revoke { id }) => {
+            r.revoke_device(&signer(&args)?, id)
+                .await
+                .map_err(ledger_error)?;
+            out!("revoked device {id}");
+        }
+        AdminCmd::Device(DeviceCmd::List)
+        | AdminCmd::List {
+            what: ListWhat::Devices,
+        } => {
+            for dev in r.list_devices().await.map_err(ledger_error)? {
+                out!("{}\t{}\t{}", dev.id, dev.org, dev.status.as_str());
+            }
+        }
+        AdminCmd::Device(DeviceCmd::Show { id }) => {
+            let dev = r.get_device(id).await.map_err(ledger_error)?;
+            out!(
+                "id: {}\norg: {}\nstatus: {}",
+                dev.id,
+                dev.org,
+                dev.status.as_str()
+            );
+            out!(
+                "signing_key: {}\nagreement_key: {}\nregistered_at: {}",
+                dev.signing_key,
+                dev.agreement_key,
+                dev.registered_at
+            );
+            for right in r.list_rights(id).await.map_err(ledger_error)? {
+                out!(
+                    "right: {} pub={} sub={}",
+                    right.topic,
+                    right.publish,
+                    right.subscribe
+                );
+            }
+            for b in r.otp_envelope_brokers(id).await.map_err(ledger_error)? {
+                out!("otp_envelope_for: {b}");
+            }
+        }
+        AdminCmd::Right(RightCmd::Grant {
+            device,
+            topic,
+            publish,
+            subscribe,
+        }) => {
+            if !publish && !subscribe {
+                bail!("grant needs --pub and/or --sub");
+            }
+            r.grant_right(&signer(&args)?, device, topic, *publish, *subscribe)
+                .await
+                .map_err(ledger_error)?;
+            out!("granted {device} on {topic} (pub={publish} sub={subscribe})");
+        }
+        AdminCmd::Right(RightCmd::Revoke { device, topic }) => {
+            r.revoke_right(&signer(&args)?, device, topic)
+                .await
+                .map_err(ledger_error)?;
+            out!("revoked the right of {device} on {topic}");
+        }
+        AdminCmd::Reseal { bundles } => {
+            let s = signer(&args)?;
+            for path in bundles {
+                let bundle = ProvisioningBundle::load(path).map_err(ledger_error)?;
+                let n = admin
+                    .reseal(&s, &bundle)
+                    .await
+                    .map_err(ledger_error)
+                    .with_context(|| format!("resealing {}", path.display()))?;
+                out!("{}: {n} new envelope(s)", bundle.device_id);
+            }
+        }
+        AdminCmd::List {
+            what: ListWhat::Topics,
+        } => {
+            for t in r.list_topics().await.map_err(ledger_error)? {
+                out!(
+                    "{}\t{}\tsensitive={}\tpublish_open={}\tsubscribe_open={}",
+                    t.topic,
+                    t.org,
+                    t.sensitive,
+                    t.publish_open,
+                    t.subscribe_open
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,446 @@
+//! `ledgermq admin` and `ledgermq ledger` as an operator runs them: the real
+//! binary against the embedded ledger (`--data-dir`) and a real anvil (`--rpc`).
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const ANVIL_KEY0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn supply_chain() -> PathBuf {
+    repo().join("examples/supply-chain.toml")
+}
+
+fn ledgermq(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ledgermq"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run ledgermq")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = ledgermq(dir, args);
+    assert!(
+        out.status.success(),
+        "ledgermq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = ledgermq(dir, args);
+    assert!(!out.status.success(), "ledgermq {args:?} should fail");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn first_column(text: &str) -> Vec<String> {
+    text.lines()
+        .map(|l| l.split('\t').next().unwrap_or("").to_string())
+        .collect()
+}
+
+/// Checks what `admin list …` shows after the supply chain was applied.
+fn assert_supply_chain_listed(dir: &Path, target: &[&str]) {
+    let list = |what: &str| {
+        let mut args = vec!["admin"];
+        args.extend_from_slice(target);
+        args.extend_from_slice(&["list", what]);
+        ok(dir, &args)
+    };
+    assert_eq!(
+        first_column(&list("orgs")),
+        [
+            "supplier",
+            "manufacturer",
+            "distributor",
+            "retailer",
+            "customer"
+        ]
+    );
+    let topics = list("topics");
+    assert_eq!(topics.lines().count(), 15, "{topics}");
+    assert!(topics.contains(
+        "Customer feedback\tcustomer\tsensitive=false\tpublish_open=false\tsubscribe_open=true"
+    ));
+    let devices = list("devices");
+    assert_eq!(devices.lines().count(), 17, "{devices}");
+    assert!(devices.contains("customer-end-device\tcustomer\tactive"));
+    assert_eq!(list("brokers").lines().count(), 4);
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+#[test]
+fn supply_chain_on_the_embedded_ledger_survives_a_restart_and_refuses_untrusted_admins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let target = ["--data-dir", "data"];
+    let out = ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "apply",
+            supply_chain().to_str().unwrap(),
+            "--bundles",
+            "bundles",
+            "--keys-dir",
+            "keys",
+        ],
+    );
+    assert!(
+        out.contains("organisation customer joined the consortium"),
+        "{out}"
+    );
+    assert!(out.contains("(41 changes)"), "{out}");
+    // A second command on the same data dir sees everything; apply is idempotent.
+    assert_supply_chain_listed(dir, &target);
+    let again = ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "apply",
+            supply_chain().to_str().unwrap(),
+            "--bundles",
+            "bundles",
+            "--keys-dir",
+            "keys",
+        ],
+    );
+    assert!(again.contains("(0 changes)"), "{again}");
+
+    let bundle = std::fs::read_to_string(dir.join("bundles/customer-end-device.json")).unwrap();
+    assert!(bundle.contains("\"otp_key\"") && bundle.contains("\"brokers\""));
+    #[cfg(unix)]
+    {
+        assert_eq!(mode(&dir.join("bundles/customer-end-device.json")), 0o600);
+        assert_eq!(mode(&dir.join("keys/supplier-admin.key")), 0o600);
+        assert_eq!(mode(&dir.join("keys/broker-supplier.node.json")), 0o600);
+    }
+    // The OTP key is on the ledger only sealed: the bundle's key is not in the chain files.
+    let otp = bundle
+        .split("\"otp_key\": \"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let raw = alloy_primitives::hex::decode(otp).unwrap();
+    let blocks = std::fs::read(dir.join("data/ledger/blocks.dat")).unwrap();
+    assert!(!blocks.windows(raw.len()).any(|w| w == raw.as_slice()));
+
+    // An admin of another organisation is refused with the contract's reason.
+    let err = fails(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "--account",
+            "keys/retailer-admin.key",
+            "device",
+            "register",
+            "--org",
+            "supplier",
+            "--id",
+            "rogue",
+            "--topic",
+            "x/y:pub",
+            "--bundle-out",
+            "rogue.json",
+        ],
+    );
+    assert!(
+        err.contains("caller is not an admin of organisation supplier"),
+        "{err}"
+    );
+    assert!(
+        !dir.join("rogue.json").exists(),
+        "no bundle for a refused device"
+    );
+    let err = fails(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "--account",
+            "keys/supplier-admin.key",
+            "device",
+            "register",
+            "--org",
+            "atlantis",
+            "--id",
+            "d",
+            "--bundle-out",
+            "d.json",
+        ],
+    );
+    assert!(err.contains("unknown organisation atlantis"), "{err}");
+    let err = fails(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "--account",
+            "keys/supplier-admin.key",
+            "device",
+            "register",
+            "--org",
+            "supplier",
+            "--id",
+            "supplier-temperature-sensor",
+            "--bundle-out",
+            "dup.json",
+        ],
+    );
+    assert!(
+        err.contains("device supplier-temperature-sensor is already registered"),
+        "{err}"
+    );
+
+    // By hand: register, show, revoke.
+    ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "--account",
+            "keys/supplier-admin.key",
+            "device",
+            "register",
+            "--org",
+            "supplier",
+            "--id",
+            "supplier-gps",
+            "--topic",
+            "Geolocation/raw Material:pub",
+            "--bundle-out",
+            "supplier-gps.json",
+        ],
+    );
+    let show = ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "device",
+            "show",
+            "supplier-gps",
+        ],
+    );
+    assert!(
+        show.contains("right: Geolocation/raw Material pub=true sub=false"),
+        "{show}"
+    );
+    assert_eq!(show.matches("otp_envelope_for:").count(), 4, "{show}");
+    ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "--account",
+            "keys/supplier-admin.key",
+            "device",
+            "revoke",
+            "--id",
+            "supplier-gps",
+        ],
+    );
+    let devices = ok(dir, &["admin", "--data-dir", "data", "list", "devices"]);
+    assert!(
+        devices.contains("supplier-gps\tsupplier\trevoked"),
+        "{devices}"
+    );
+    let verify = ok(dir, &["ledger", "verify", "--data-dir", "data"]);
+    assert!(verify.starts_with("ok:"), "{verify}");
+}
+
+#[test]
+fn account_new_prints_only_the_address_and_writes_a_private_key_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = ok(tmp.path(), &["admin", "account", "new", "--out", "me.key"]);
+    let line = out.trim();
+    assert!(line.starts_with("0x") && line.len() == 42, "{out}");
+    let key = std::fs::read_to_string(tmp.path().join("me.key")).unwrap();
+    assert!(!out.contains(key.trim()));
+    #[cfg(unix)]
+    assert_eq!(mode(&tmp.path().join("me.key")), 0o600);
+    let err = fails(tmp.path(), &["admin", "account", "new", "--out", "me.key"]);
+    assert!(err.contains("me.key"), "{err}");
+}
+
+#[test]
+fn unreachable_rpc_endpoint_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("ledger.toml"),
+        "chain_id = 1\nconsortium = \"0x0000000000000000000000000000000000000001\"\nregistry = \"0x0000000000000000000000000000000000000002\"\naudit = \"0x0000000000000000000000000000000000000003\"\ndeployed_at_block = 0\n",
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let err = fails(tmp.path(), &["admin", "--rpc", &url, "list", "orgs"]);
+    assert!(
+        err.contains(&format!("ledger unreachable at {url}")),
+        "{err}"
+    );
+}
+
+struct Anvil(Child);
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_anvil() -> (Anvil, String) {
+    let bin = repo().join("tools/anvil/node_modules/.bin/anvil");
+    assert!(
+        bin.exists(),
+        "anvil is not installed: run scripts/install-test-deps-ledger"
+    );
+    for _ in 0..10 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(&bin)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--hardfork",
+                "cancun",
+                "--silent",
+                "--host",
+                "127.0.0.1",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn anvil");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (Anvil(child), format!("http://127.0.0.1:{port}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start anvil");
+}
+
+#[test]
+fn supply_chain_on_anvil_over_json_rpc() {
+    let (_anvil, url) = start_anvil();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    std::fs::write(dir.join("funder.key"), ANVIL_KEY0).unwrap();
+    let target = ["--rpc", url.as_str(), "--deployment", "net.toml"];
+    let file = supply_chain();
+    let mut args = vec!["admin"];
+    args.extend_from_slice(&target);
+    args.extend_from_slice(&[
+        "--account",
+        "funder.key",
+        "apply",
+        file.to_str().unwrap(),
+        "--bundles",
+        "bundles",
+        "--keys-dir",
+        "keys",
+        "--fund",
+        "1000000000000000000",
+    ]);
+    let out = ok(dir, &args);
+    assert!(
+        out.contains("organisation customer joined the consortium"),
+        "{out}"
+    );
+    assert_supply_chain_listed(dir, &target);
+    let err = fails(
+        dir,
+        &[
+            "admin",
+            "--rpc",
+            &url,
+            "--deployment",
+            "net.toml",
+            "--account",
+            "keys/customer-admin.key",
+            "right",
+            "grant",
+            "--device",
+            "supplier-temperature-sensor",
+            "--topic",
+            "x",
+            "--pub",
+        ],
+    );
+    assert!(
+        err.contains("caller is not an admin of organisation supplier"),
+        "{err}"
+    );
+
+    // ledger deploy from an orgs file.
+    std::fs::write(dir.join("orgs.toml"), "[[org]]\nid = \"solo\"\nname = \"Solo\"\nadmins = [\"0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266\"]\n").unwrap();
+    let out = ok(
+        dir,
+        &[
+            "ledger",
+            "deploy",
+            "--rpc",
+            &url,
+            "--account",
+            "funder.key",
+            "--orgs-file",
+            "orgs.toml",
+            "--out",
+            "solo.toml",
+        ],
+    );
+    assert!(out.contains("deployment written to solo.toml"), "{out}");
+    let orgs = ok(
+        dir,
+        &[
+            "admin",
+            "--rpc",
+            &url,
+            "--deployment",
+            "solo.toml",
+            "list",
+            "orgs",
+        ],
+    );
+    assert_eq!(first_column(&orgs), ["solo"]);
+}

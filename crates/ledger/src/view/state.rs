@@ -1,0 +1,324 @@
+//! The registry state a view holds, and how each contract event changes it.
+//!
+//! A [`Snapshot`] is immutable once published; the follower builds the next
+//! one from the previous by cloning maps of `Arc`s (cheap) and rebuilding
+//! only the entries an event touches.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use alloy_primitives::{Address, Bytes, B256};
+
+use super::filter::{filter_covers, filter_matches, is_filter};
+use super::RegistryEvent;
+use crate::contracts::{ConsortiumEvents, DeviceStatus, RegistryEvents};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgView {
+    pub id: String,
+    pub name: String,
+    pub admins: Vec<Address>,
+    pub brokers: Vec<Address>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerView {
+    pub account: Address,
+    pub org: String,
+    pub signing_key: B256,
+    pub agreement_key: B256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicView {
+    pub topic: String,
+    pub org: String,
+    pub sensitive: bool,
+    pub publish_open: bool,
+    pub subscribe_open: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlacklistView {
+    /// Unix seconds; `u64::MAX` = indefinitely.
+    pub until: u64,
+    pub reason: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Right {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+/// A device's rights: exact topics in a map, wildcard filters in a list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rights {
+    pub exact: HashMap<String, Right>,
+    pub filters: Vec<(String, Right)>,
+}
+
+impl Rights {
+    pub fn can_publish(&self, topic: &str) -> bool {
+        if self.exact.get(topic).is_some_and(|r| r.publish) {
+            return true;
+        }
+        self.filters
+            .iter()
+            .any(|(f, r)| r.publish && filter_matches(f, topic))
+    }
+
+    pub fn can_subscribe(&self, filter: &str) -> bool {
+        if self.exact.get(filter).is_some_and(|r| r.subscribe) {
+            return true;
+        }
+        self.filters
+            .iter()
+            .any(|(f, r)| r.subscribe && filter_covers(f, filter))
+    }
+
+    fn set(&mut self, topic: &str, right: Option<Right>) {
+        if is_filter(topic) {
+            self.filters.retain(|(f, _)| f != topic);
+            if let Some(r) = right {
+                self.filters.push((topic.to_string(), r));
+            }
+        } else {
+            match right {
+                Some(r) => {
+                    self.exact.insert(topic.to_string(), r);
+                }
+                None => {
+                    self.exact.remove(topic);
+                }
+            }
+        }
+    }
+
+    /// Every right, exact topics and filters alike.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Right)> {
+        self.exact
+            .iter()
+            .map(|(t, r)| (t.as_str(), *r))
+            .chain(self.filters.iter().map(|(t, r)| (t.as_str(), *r)))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceView {
+    pub id: String,
+    pub org: String,
+    pub signing_key: B256,
+    pub agreement_key: B256,
+    pub registered_at: u64,
+    pub status: DeviceStatus,
+    pub rights: Rights,
+    /// OTP key envelopes, one per broker node account.
+    pub otp_envelopes: HashMap<Address, Bytes>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyEpochView {
+    pub epoch: u64,
+    pub commitment: B256,
+}
+
+/// One consistent state of the registry: every event up to `block` (the
+/// head when this snapshot was published) applied.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub block: u64,
+    pub orgs: HashMap<String, Arc<OrgView>>,
+    pub brokers: HashMap<Address, Arc<BrokerView>>,
+    pub devices: HashMap<String, Arc<DeviceView>>,
+    pub topics: HashMap<String, Arc<TopicView>>,
+    pub blacklist: HashMap<String, BlacklistView>,
+    pub key_epochs: HashMap<String, Arc<Vec<KeyEpochView>>>,
+}
+
+impl Snapshot {
+    pub fn apply_consortium(&mut self, event: ConsortiumEvents) {
+        use ConsortiumEvents as E;
+        match event {
+            E::OrganisationAdded(e) => {
+                let org = OrgView {
+                    id: e.orgId.clone(),
+                    name: e.name,
+                    admins: e.admins,
+                    brokers: Vec::new(),
+                };
+                self.orgs.insert(e.orgId, Arc::new(org));
+            }
+            E::AdminAdded(e) => self.update_org(&e.orgId, |o| {
+                if !o.admins.contains(&e.account) {
+                    o.admins.push(e.account);
+                }
+            }),
+            E::AdminRemoved(e) => {
+                self.update_org(&e.orgId, |o| o.admins.retain(|a| *a != e.account))
+            }
+            E::BrokerAdded(e) => {
+                self.update_org(&e.orgId, |o| {
+                    if !o.brokers.contains(&e.account) {
+                        o.brokers.push(e.account);
+                    }
+                });
+                let broker = BrokerView {
+                    account: e.account,
+                    org: e.orgId,
+                    signing_key: e.signingKey,
+                    agreement_key: e.agreementKey,
+                };
+                self.brokers.insert(e.account, Arc::new(broker));
+            }
+            E::BrokerRemoved(e) => {
+                self.update_org(&e.orgId, |o| o.brokers.retain(|a| *a != e.account));
+                self.brokers.remove(&e.account);
+            }
+            // Proposals change nothing until executed, which emits OrganisationAdded.
+            _ => {}
+        }
+    }
+
+    /// Applies a Registry event; returns the notification it causes, if any.
+    pub fn apply_registry(&mut self, event: RegistryEvents) -> Option<RegistryEvent> {
+        use RegistryEvents as E;
+        match event {
+            E::DeviceRegistered(e) => {
+                let device = DeviceView {
+                    id: e.deviceId.clone(),
+                    org: e.org,
+                    signing_key: e.signingKey,
+                    agreement_key: e.agreementKey,
+                    registered_at: e.registeredAt,
+                    status: DeviceStatus::Active,
+                    rights: Rights::default(),
+                    otp_envelopes: HashMap::new(),
+                };
+                self.devices.insert(e.deviceId.clone(), Arc::new(device));
+                Some(RegistryEvent::DeviceRegistered(e.deviceId))
+            }
+            E::DeviceKeysUpdated(e) => {
+                self.update_device(&e.deviceId, |d| {
+                    d.signing_key = e.signingKey;
+                    d.agreement_key = e.agreementKey;
+                });
+                None
+            }
+            E::DeviceRevoked(e) => {
+                self.update_device(&e.deviceId, |d| d.status = DeviceStatus::Revoked);
+                Some(RegistryEvent::DeviceRevoked(e.deviceId))
+            }
+            E::TopicCreated(e) => {
+                self.set_topic(e.topic, e.org, e.sensitive, e.publishOpen, e.subscribeOpen);
+                None
+            }
+            E::TopicUpdated(e) => {
+                self.set_topic(e.topic, e.org, e.sensitive, e.publishOpen, e.subscribeOpen);
+                None
+            }
+            E::RightGranted(e) => {
+                let right = Right {
+                    publish: e.publish,
+                    subscribe: e.subscribe,
+                };
+                let mut before = Right::default();
+                self.update_device(&e.deviceId, |d| {
+                    before = d
+                        .rights
+                        .iter()
+                        .find(|(t, _)| *t == e.topic)
+                        .map(|(_, r)| r)
+                        .unwrap_or_default();
+                    d.rights.set(&e.topic, Some(right));
+                });
+                // A grant sets both bits exactly: dropping one is a revocation.
+                let lost =
+                    (before.publish && !right.publish) || (before.subscribe && !right.subscribe);
+                lost.then_some(RegistryEvent::RightRevoked {
+                    id: e.deviceId,
+                    topic: e.topic,
+                })
+            }
+            E::RightRevoked(e) => {
+                self.update_device(&e.deviceId, |d| d.rights.set(&e.topic, None));
+                Some(RegistryEvent::RightRevoked {
+                    id: e.deviceId,
+                    topic: e.topic,
+                })
+            }
+            E::OtpEnvelopeSet(e) => {
+                self.update_device(&e.deviceId, |d| {
+                    d.otp_envelopes.insert(e.broker, e.envelope.clone());
+                });
+                None
+            }
+            E::KeyEpochCommitted(e) => {
+                let mut epochs = self
+                    .key_epochs
+                    .get(&e.topic)
+                    .map(|v| (**v).clone())
+                    .unwrap_or_default();
+                epochs.push(KeyEpochView {
+                    epoch: e.epoch,
+                    commitment: e.commitment,
+                });
+                self.key_epochs.insert(e.topic, Arc::new(epochs));
+                None
+            }
+            E::Blacklisted(e) => {
+                self.blacklist.insert(
+                    e.deviceId.clone(),
+                    BlacklistView {
+                        until: e.until,
+                        reason: e.reason,
+                    },
+                );
+                Some(RegistryEvent::Blacklisted {
+                    id: e.deviceId,
+                    until: e.until,
+                    reason: e.reason,
+                })
+            }
+            E::BlacklistLifted(e) => {
+                self.blacklist.remove(&e.deviceId);
+                Some(RegistryEvent::BlacklistLifted(e.deviceId))
+            }
+        }
+    }
+
+    fn update_org(&mut self, id: &str, f: impl FnOnce(&mut OrgView)) {
+        if let Some(org) = self.orgs.get_mut(id) {
+            f(Arc::make_mut(org));
+        }
+    }
+
+    fn update_device(&mut self, id: &str, f: impl FnOnce(&mut DeviceView)) {
+        if let Some(device) = self.devices.get_mut(id) {
+            f(Arc::make_mut(device));
+        }
+    }
+
+    fn set_topic(
+        &mut self,
+        topic: String,
+        org: String,
+        sensitive: bool,
+        publish_open: bool,
+        subscribe_open: bool,
+    ) {
+        let view = TopicView {
+            topic: topic.clone(),
+            org,
+            sensitive,
+            publish_open,
+            subscribe_open,
+        };
+        self.topics.insert(topic, Arc::new(view));
+    }
+
+    /// Whether `device_id` is banned at unix time `now`.
+    pub fn is_blacklisted_at(&self, device_id: &str, now: u64) -> bool {
+        self.blacklist.get(device_id).is_some_and(|b| b.until > now)
+    }
+}

@@ -1,0 +1,122 @@
+//! The `Ledger` conformance suite on the embedded chain, and local accounts.
+
+mod conformance;
+
+use std::sync::Arc;
+
+use ledgermq_ledger::{ChainConfig, EmbeddedChain, Ledger, LocalAccount, Signer};
+
+fn open_chain() -> (tempfile::TempDir, Arc<EmbeddedChain>) {
+    let dir = tempfile::tempdir().unwrap();
+    let chain = EmbeddedChain::open(dir.path(), ChainConfig::default()).unwrap();
+    (dir, chain)
+}
+
+#[tokio::test]
+async fn deploys_calls_and_sends() {
+    let (_dir, chain) = open_chain();
+    conformance::deploy_call_and_send(chain.as_ref(), &LocalAccount::random()).await;
+}
+
+#[tokio::test]
+async fn reverts_carry_their_reason() {
+    let (_dir, chain) = open_chain();
+    conformance::reverts_carry_their_reason(chain.as_ref(), &LocalAccount::random()).await;
+}
+
+#[tokio::test]
+async fn logs_are_found_by_filter() {
+    let (_dir, chain) = open_chain();
+    conformance::logs_by_filter(chain.as_ref(), &LocalAccount::random()).await;
+}
+
+#[tokio::test]
+async fn blocks_are_hash_chained() {
+    let (_dir, chain) = open_chain();
+    conformance::blocks_are_chained(chain.as_ref(), &LocalAccount::random()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_senders_of_one_account_all_land() {
+    let (_dir, chain) = open_chain();
+    conformance::concurrent_senders_share_one_account(chain.as_ref(), &LocalAccount::random())
+        .await;
+}
+
+#[tokio::test]
+async fn receipts_describe_their_transactions() {
+    let (_dir, chain) = open_chain();
+    conformance::receipts_describe_transactions(chain.as_ref(), &LocalAccount::random()).await;
+}
+
+#[tokio::test]
+async fn an_empty_chain_produces_no_blocks() {
+    let (_dir, chain) = open_chain();
+    assert_eq!(chain.chain_id().await.unwrap(), 0x4c4d51);
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(chain.block_number().await.unwrap(), 0, "only genesis");
+    let genesis = chain.block(0).await.unwrap().unwrap();
+    assert!(genesis.transactions.is_empty());
+}
+
+#[tokio::test]
+async fn a_second_open_of_the_same_dir_is_refused() {
+    let (dir, _chain) = open_chain();
+    let err = EmbeddedChain::open(dir.path(), ChainConfig::default()).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("in use by another process"), "{text}");
+    assert!(text.contains(&dir.path().display().to_string()), "{text}");
+}
+
+#[tokio::test]
+async fn a_signer_for_another_address_is_refused() {
+    struct Liar(LocalAccount, LocalAccount);
+    impl Signer for Liar {
+        fn address(&self) -> alloy_primitives::Address {
+            self.0.address()
+        }
+        fn sign_hash(
+            &self,
+            hash: &alloy_primitives::B256,
+        ) -> ledgermq_ledger::LedgerResult<[u8; 65]> {
+            self.1.sign_hash(hash)
+        }
+    }
+    let (_dir, chain) = open_chain();
+    let liar = Liar(LocalAccount::random(), LocalAccount::random());
+    let err = chain
+        .send_transaction(&liar, Default::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ledgermq_ledger::LedgerError::Rejected(_)),
+        "{err:?}"
+    );
+    // The honest account still transacts normally afterwards.
+    let honest = LocalAccount::random();
+    conformance::deploy_counter(chain.as_ref(), &honest).await;
+}
+
+#[test]
+fn key_files_are_private_and_reload_to_the_same_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys/admin.key");
+    let created = LocalAccount::create(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let loaded = LocalAccount::load(&path).unwrap();
+    assert_eq!(created.address(), loaded.address());
+    assert!(
+        LocalAccount::create(&path).is_err(),
+        "never overwrites a key"
+    );
+    let debug = format!("{loaded:?}");
+    let secret = std::fs::read_to_string(&path).unwrap();
+    assert!(!debug.contains(secret.trim()), "Debug never shows the key");
+    std::fs::write(dir.path().join("bad.key"), "not hex").unwrap();
+    assert!(LocalAccount::load(&dir.path().join("bad.key")).is_err());
+}
