@@ -62,6 +62,14 @@ pub struct Config {
     pub max_connections: usize,
     /// Threads serving connections; unset means one per CPU core.
     pub worker_threads: Option<usize>,
+    /// Run the embedded ledger (a single-node EVM chain in
+    /// `data_dir/ledger`) inside this process. Read by `ledgermq serve`,
+    /// not by the broker core.
+    pub embedded_ledger: bool,
+    /// Where the embedded ledger answers Ethereum JSON-RPC (admin CLI,
+    /// other broker nodes, auditors' tools). Keep it on loopback: the
+    /// endpoint has no authentication of its own.
+    pub ledger_rpc_listen: SocketAddr,
 }
 
 impl Default for Config {
@@ -88,6 +96,8 @@ impl Default for Config {
             sys_interval: 10,
             max_connections: 100_000,
             worker_threads: None,
+            embedded_ledger: true,
+            ledger_rpc_listen: "127.0.0.1:8545".parse().expect("valid literal"),
         }
     }
 }

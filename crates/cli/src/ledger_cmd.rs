@@ -73,12 +73,9 @@ impl LedgerTarget {
 }
 
 async fn open_embedded(dir: &Path) -> anyhow::Result<Arc<dyn Ledger>> {
-    embedded::open(dir.join(CHAIN_SUBDIR)).await.map_err(|e| {
-        anyhow!(
-            "cannot open the embedded ledger in {}: {e} (if a broker is running on this data dir, use --rpc with its JSON-RPC address)",
-            dir.display()
-        )
-    })
+    embedded::open(dir.join(CHAIN_SUBDIR))
+        .await
+        .map_err(|e| anyhow!("cannot open the embedded ledger in {}: {e}", dir.display()))
 }
 
 /// The embedded backend (ledgermq_ledger::embedded), behind one seam.

@@ -2,12 +2,15 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
 use ledgermq_broker::auth::PasswordFile;
 use ledgermq_broker::Config;
+use ledgermq_ledger::{ChainConfig, EmbeddedChain, RpcServerHandle};
+
+use crate::ledger_cmd::CHAIN_SUBDIR;
 
 /// Every key of the config file, as a flag; a flag overrides the file.
 #[derive(Args, Debug)]
@@ -78,6 +81,12 @@ pub struct ServeArgs {
     /// Threads serving connections [default: one per CPU core].
     #[arg(long)]
     worker_threads: Option<usize>,
+    /// Run the embedded ledger node in this process [default: true].
+    #[arg(long)]
+    embedded_ledger: Option<bool>,
+    /// Embedded ledger JSON-RPC address [default: 127.0.0.1:8545].
+    #[arg(long)]
+    ledger_rpc_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -105,7 +114,9 @@ impl ServeArgs {
             max_session_expiry,
             connect_timeout,
             sys_interval,
-            max_connections
+            max_connections,
+            embedded_ledger,
+            ledger_rpc_listen
         );
         set_opt!(
             tls_listen,
@@ -142,6 +153,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // The ledger first: replaying its history may take a moment, and
+        // a broker should not accept clients before its ledger is there.
+        let ledger = match config.embedded_ledger {
+            true => Some(LedgerNode::start(&config.data_dir, config.ledger_rpc_listen).await?),
+            false => None,
+        };
         let running = ledgermq_broker::start(config).await?;
         {
             let mut out = std::io::stdout().lock();
@@ -149,14 +166,44 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(a) = running.tls_addr {
                 writeln!(out, "LISTENING mqtts {a}")?;
             }
+            if let Some(l) = &ledger {
+                writeln!(out, "LISTENING ledger-rpc {}", l.rpc.local_addr())?;
+            }
             out.flush()?;
         }
         tracing::info!(addr = %running.mqtt_addr, "ledgermq broker listening");
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;
+        if let Some(l) = ledger {
+            l.rpc.shutdown().await;
+        }
         anyhow::Ok(())
     })
+}
+
+/// The embedded ledger running inside the broker process, serving JSON-RPC.
+struct LedgerNode {
+    rpc: RpcServerHandle,
+}
+
+impl LedgerNode {
+    async fn start(data_dir: &Path, rpc_addr: SocketAddr) -> anyhow::Result<LedgerNode> {
+        let dir = data_dir.join(CHAIN_SUBDIR);
+        let chain = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || EmbeddedChain::open(&dir, ChainConfig::default())
+        })
+        .await
+        .context("opening the embedded ledger")?
+        .with_context(|| format!("cannot open the embedded ledger in {}", dir.display()))?;
+        let rpc = chain
+            .serve_rpc(rpc_addr)
+            .await
+            .with_context(|| format!("cannot serve the ledger JSON-RPC on {rpc_addr}"))?;
+        tracing::info!(addr = %rpc.local_addr(), "embedded ledger serving JSON-RPC");
+        Ok(LedgerNode { rpc })
+    }
 }
 
 async fn wait_for_signal() {

@@ -444,3 +444,143 @@ fn supply_chain_on_anvil_over_json_rpc() {
     );
     assert_eq!(first_column(&orgs), ["solo"]);
 }
+
+/// A `ledgermq serve` process on a data dir, killed on drop.
+struct Serve(Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `ledgermq serve` on `data` and returns it with its ledger JSON-RPC URL.
+fn serve_with_ledger(dir: &Path) -> (Serve, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ledgermq"))
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger-rpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn ledgermq serve");
+    let stdout = child.stdout.take().unwrap();
+    let serve = Serve(child);
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("serve output");
+        if let Some(addr) = line.strip_prefix("LISTENING ledger-rpc ") {
+            return (serve, format!("http://{addr}"));
+        }
+    }
+    panic!("ledgermq serve printed no ledger-rpc line");
+}
+
+/// While a broker runs on a data dir its embedded chain is locked, so the
+/// admin CLI reaches the ledger through the broker's JSON-RPC endpoint:
+/// the same consortium is visible and changes go through it.
+#[test]
+fn admin_cli_works_through_a_running_brokers_embedded_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "apply",
+            supply_chain().to_str().unwrap(),
+            "--bundles",
+            "bundles",
+            "--keys-dir",
+            "keys",
+        ],
+    );
+    let (_broker, url) = serve_with_ledger(dir);
+
+    let direct = fails(dir, &["admin", "--data-dir", "data", "list", "orgs"]);
+    assert!(direct.contains("in use by another process"), "{direct}");
+
+    let target = ["--rpc", url.as_str(), "--deployment", "data/ledger.toml"];
+    assert_supply_chain_listed(dir, &target);
+    let mut register = vec!["admin"];
+    register.extend_from_slice(&target);
+    register.extend_from_slice(&[
+        "--account",
+        "keys/supplier-admin.key",
+        "device",
+        "register",
+        "--org",
+        "supplier",
+        "--id",
+        "supplier-gps",
+        "--topic",
+        "Geolocation/raw Material:pub",
+        "--bundle-out",
+        "bundles/supplier-gps.json",
+    ]);
+    ok(dir, &register);
+    let mut show = vec!["admin"];
+    show.extend_from_slice(&target);
+    show.extend_from_slice(&["device", "show", "supplier-gps"]);
+    assert!(ok(dir, &show).contains("supplier"));
+}
+
+/// A changed byte anywhere in the embedded chain's block file is caught by
+/// `ledger verify`, and a broker refuses to start on that ledger.
+#[test]
+fn tampered_block_file_fails_verify_and_serve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "apply",
+            supply_chain().to_str().unwrap(),
+            "--bundles",
+            "bundles",
+            "--keys-dir",
+            "keys",
+        ],
+    );
+    assert!(ok(dir, &["ledger", "verify", "--data-dir", "data"]).starts_with("ok:"));
+    let blocks = dir.join("data/ledger/blocks.dat");
+    let mut bytes = std::fs::read(&blocks).unwrap();
+    let victim = bytes.len() / 3;
+    bytes[victim] ^= 0x01;
+    std::fs::write(&blocks, &bytes).unwrap();
+
+    let err = fails(dir, &["ledger", "verify", "--data-dir", "data"]);
+    assert!(err.contains("block"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_ledgermq"))
+        .current_dir(dir)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger-rpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "data",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot open the embedded ledger") && stderr.contains("block"),
+        "{stderr}"
+    );
+}

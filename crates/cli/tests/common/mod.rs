@@ -190,6 +190,10 @@ impl Broker {
         if !has_persistence {
             cmd.arg("--persistence").arg("false");
         }
+        if !self.opts.iter().any(|(k, _)| k == "ledger-rpc-listen") {
+            // Every test has its own broker: never the default port.
+            cmd.arg("--ledger-rpc-listen").arg("127.0.0.1:0");
+        }
         let want_tls = self.opts.iter().any(|(k, _)| k == "tls-listen");
         if std::env::var_os("RUST_LOG").is_none() {
             cmd.env("RUST_LOG", "debug");
