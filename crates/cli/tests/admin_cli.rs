@@ -318,12 +318,28 @@ impl Drop for Anvil {
     }
 }
 
+/// The platform's anvil executable. `node_modules/.bin/anvil` is a node
+/// wrapper whose child would outlive a kill of the wrapper, so start the
+/// native binary directly.
+fn anvil_binary() -> PathBuf {
+    let packages = repo().join("tools/anvil/node_modules/@foundry-rs");
+    std::fs::read_dir(&packages)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin/anvil"))
+        .find(|bin| bin.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "anvil is not installed in {}: run scripts/install-test-deps-ledger",
+                packages.display()
+            )
+        })
+}
+
 fn start_anvil() -> (Anvil, String) {
-    let bin = repo().join("tools/anvil/node_modules/.bin/anvil");
-    assert!(
-        bin.exists(),
-        "anvil is not installed: run scripts/install-test-deps-ledger"
-    );
+    let bin = anvil_binary();
     for _ in 0..10 {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()

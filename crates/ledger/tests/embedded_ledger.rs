@@ -1,52 +1,21 @@
-//! The `Ledger` conformance suite on the embedded chain, and local accounts.
+//! The `Ledger` conformance suite on the embedded chain in-process, what
+//! only the embedded chain does, and local accounts.
 
+mod backends;
+#[macro_use]
 mod conformance;
+mod rpc_support;
 
 use std::sync::Arc;
 
 use ledgermq_ledger::{ChainConfig, EmbeddedChain, Ledger, LocalAccount, Signer};
 
+conformance_tests!(crate::backends::embedded);
+
 fn open_chain() -> (tempfile::TempDir, Arc<EmbeddedChain>) {
     let dir = tempfile::tempdir().unwrap();
     let chain = EmbeddedChain::open(dir.path(), ChainConfig::default()).unwrap();
     (dir, chain)
-}
-
-#[tokio::test]
-async fn deploys_calls_and_sends() {
-    let (_dir, chain) = open_chain();
-    conformance::deploy_call_and_send(chain.as_ref(), &LocalAccount::random()).await;
-}
-
-#[tokio::test]
-async fn reverts_carry_their_reason() {
-    let (_dir, chain) = open_chain();
-    conformance::reverts_carry_their_reason(chain.as_ref(), &LocalAccount::random()).await;
-}
-
-#[tokio::test]
-async fn logs_are_found_by_filter() {
-    let (_dir, chain) = open_chain();
-    conformance::logs_by_filter(chain.as_ref(), &LocalAccount::random()).await;
-}
-
-#[tokio::test]
-async fn blocks_are_hash_chained() {
-    let (_dir, chain) = open_chain();
-    conformance::blocks_are_chained(chain.as_ref(), &LocalAccount::random()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_senders_of_one_account_all_land() {
-    let (_dir, chain) = open_chain();
-    conformance::concurrent_senders_share_one_account(chain.as_ref(), &LocalAccount::random())
-        .await;
-}
-
-#[tokio::test]
-async fn receipts_describe_their_transactions() {
-    let (_dir, chain) = open_chain();
-    conformance::receipts_describe_transactions(chain.as_ref(), &LocalAccount::random()).await;
 }
 
 #[tokio::test]

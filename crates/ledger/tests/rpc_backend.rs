@@ -1,5 +1,9 @@
-//! The JSON-RPC backend against a real anvil.
+//! The JSON-RPC backend against a real anvil: the `Ledger` conformance
+//! suite on one shared anvil, and what is specific to talking to a node.
 
+mod backends;
+#[macro_use]
+mod conformance;
 mod rpc_support;
 
 use std::sync::Arc;
@@ -8,6 +12,8 @@ use alloy_primitives::{Address, Bytes, U256};
 use ledgermq_ledger::contracts::{deploy_consortium, FoundingOrg, RegistryClient};
 use ledgermq_ledger::{LedgerError, LogFilter, RpcLedger, Signer, TxRequest};
 use rpc_support::{anvil_ledger, free_port, funded_keys};
+
+conformance_tests!(crate::backends::anvil);
 
 #[tokio::test]
 async fn unreachable_endpoint_is_reported_with_its_url() {

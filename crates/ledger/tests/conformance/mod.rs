@@ -1,5 +1,9 @@
 //! What every `Ledger` backend must do, written against `&dyn Ledger` so the
-//! same checks run on the embedded chain and on the JSON-RPC backend.
+//! same checks run on the embedded chain in-process (`embedded_ledger.rs`),
+//! on `RpcLedger` → anvil (`rpc_backend.rs`) and on `RpcLedger` → the
+//! embedded chain's own JSON-RPC server (`rpc_embedded_node.rs`), each
+//! through [`conformance_tests!`]. A check may only rely on what every EVM
+//! node does: no fixed block numbers, no free gas, no other test's silence.
 //!
 //! The contract is `Counter` below, compiled once with solc 0.8.37
 //! (tools/node_modules/solc), evmVersion cancun, optimizer on (200 runs):
@@ -77,7 +81,7 @@ fn call(to: Address, data: Bytes) -> TxRequest {
 }
 
 /// Deploy, view call, state-changing send with an event in its receipt.
-pub async fn deploy_call_and_send(ledger: &dyn Ledger, from: &dyn Signer) {
+pub async fn deploys_calls_and_sends(ledger: &dyn Ledger, from: &dyn Signer) {
     let counter = deploy_counter(ledger, from).await;
     assert_eq!(count(ledger, counter).await, 0);
     let receipt = ledger
@@ -130,7 +134,7 @@ pub async fn reverts_carry_their_reason(ledger: &dyn Ledger, from: &dyn Signer) 
 }
 
 /// Logs by block range, emitting contract and event signature.
-pub async fn logs_by_filter(ledger: &dyn Ledger, from: &dyn Signer) {
+pub async fn logs_are_found_by_filter(ledger: &dyn Ledger, from: &dyn Signer) {
     let a = deploy_counter(ledger, from).await;
     let b = deploy_counter(ledger, from).await;
     let start = ledger.block_number().await.unwrap() + 1;
@@ -184,7 +188,7 @@ pub async fn logs_by_filter(ledger: &dyn Ledger, from: &dyn Signer) {
 }
 
 /// Blocks are hash-chained and list their transactions.
-pub async fn blocks_are_chained(ledger: &dyn Ledger, from: &dyn Signer) {
+pub async fn blocks_are_hash_chained(ledger: &dyn Ledger, from: &dyn Signer) {
     let counter = deploy_counter(ledger, from).await;
     let receipt = ledger
         .send_transaction(from, call(counter, INCREMENT.to_vec().into()))
@@ -210,7 +214,7 @@ pub async fn blocks_are_chained(ledger: &dyn Ledger, from: &dyn Signer) {
 }
 
 /// Many concurrent sends from one account all land, none lost.
-pub async fn concurrent_senders_share_one_account(ledger: &dyn Ledger, from: &dyn Signer) {
+pub async fn concurrent_senders_of_one_account_all_land(ledger: &dyn Ledger, from: &dyn Signer) {
     let counter = deploy_counter(ledger, from).await;
     let sends =
         (0..64).map(|_| ledger.send_transaction(from, call(counter, INCREMENT.to_vec().into())));
@@ -224,7 +228,7 @@ pub async fn concurrent_senders_share_one_account(ledger: &dyn Ledger, from: &dy
 }
 
 /// Receipts describe the transaction that produced them.
-pub async fn receipts_describe_transactions(ledger: &dyn Ledger, from: &dyn Signer) {
+pub async fn receipts_describe_their_transactions(ledger: &dyn Ledger, from: &dyn Signer) {
     let counter = deploy_counter(ledger, from).await;
     let first = ledger
         .send_transaction(from, call(counter, add_call(3)))
@@ -238,4 +242,34 @@ pub async fn receipts_describe_transactions(ledger: &dyn Ledger, from: &dyn Sign
     assert!(second.block_number >= first.block_number);
     assert_eq!(first.contract_address, None);
     assert_eq!(U256::from_be_slice(&second.logs[0].data), U256::from(7));
+}
+
+/// One `#[test]` per conformance check, on the shared backend returned by
+/// `$backend()` (see `tests/backends`), each from a fresh funded account.
+#[allow(unused_macros)]
+macro_rules! conformance_tests {
+    ($backend:path) => {
+        conformance_tests!(@each $backend;
+            deploys_calls_and_sends,
+            reverts_carry_their_reason,
+            logs_are_found_by_filter,
+            blocks_are_hash_chained,
+            concurrent_senders_of_one_account_all_land,
+            receipts_describe_their_transactions,
+        );
+    };
+    (@each $backend:path; $($check:ident),* $(,)?) => {
+        mod conformance_checks {
+            $(
+                #[test]
+                fn $check() {
+                    let backend = $backend();
+                    backend.block_on(async {
+                        let from = backend.account().await;
+                        crate::conformance::$check(backend.ledger.as_ref(), &from).await
+                    });
+                }
+            )*
+        }
+    };
 }

@@ -15,8 +15,24 @@ use ledgermq_ledger::{Ledger, LedgerError, LedgerResult, RpcLedger, Signer, TxRe
 /// anvil's first dev account (well-known, funded with 10,000 ETH).
 pub const ANVIL_KEY0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 
+/// The anvil executable installed by scripts/install-test-deps-ledger.
+///
+/// `node_modules/.bin/anvil` is a node script that runs the platform
+/// package's binary as its child: killing the script would orphan the real
+/// anvil, so the binary is started directly when it can be found.
 pub fn anvil_binary() -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let packages = root.join("tools/anvil/node_modules/@foundry-rs");
+    let native = std::fs::read_dir(&packages)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin/anvil"))
+        .find(|bin| bin.is_file());
+    if let Some(bin) = native {
+        return bin;
+    }
     let bin = root.join("tools/anvil/node_modules/.bin/anvil");
     assert!(
         bin.exists(),
@@ -72,6 +88,13 @@ impl Anvil {
             }
         }
         panic!("could not start anvil on a free port");
+    }
+}
+
+impl Anvil {
+    /// Process id of the anvil child.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 }
 
