@@ -40,6 +40,9 @@ pub(crate) struct Connection {
     /// Subscribers the last PUBLISH overfilled; reading pauses until they
     /// drain (backpressure).
     congested: Vec<Arc<Session>>,
+    /// A QoS 1/2 message was queued for other sessions since the last
+    /// write, and its acknowledgement should wait for their deliveries.
+    pub routed: bool,
 }
 
 type Step = Result<(), Ending>;
@@ -65,6 +68,7 @@ impl Connection {
             aliases: HashMap::new(),
             pending_acks: Arc::new(AtomicUsize::new(0)),
             congested: Vec::new(),
+            routed: false,
         }
     }
 
@@ -209,6 +213,8 @@ impl Connection {
         let message = Message::from_publish(p, self.session.client_id.clone(), Instant::now());
         let mut routed = self.broker.publish(Arc::new(message));
         self.congested.append(&mut routed.congested);
+        // An acknowledgement is owed: let the deliveries go out first.
+        self.routed |= routed.matched > 0 && qos != QoS::AtMostOnce;
         let reason = if routed.matched == 0 && self.v5() {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {

@@ -61,6 +61,12 @@ where
                 }
             }
         }
+        if std::mem::take(&mut conn.routed) {
+            // Let the subscribers we just woke write their deliveries before
+            // we write our acknowledgements: delivery latency is what counts
+            // (Mosquitto orders it the same way).
+            tokio::task::yield_now().await;
+        }
         if link.is_closing() {
             return match link.close.lock().take() {
                 Some((reason, text)) => Ending::Broker(reason, text),
