@@ -58,6 +58,8 @@ pub struct Config {
     pub connect_timeout: u64,
     /// Interval of `$SYS` statistics publications in seconds (0 disables).
     pub sys_interval: u64,
+    /// Address of the Prometheus endpoint (`GET /metrics`); off when unset.
+    pub metrics_listen: Option<SocketAddr>,
     /// Maximum simultaneous client connections.
     pub max_connections: usize,
     /// Threads serving connections; unset means one per CPU core.
@@ -94,6 +96,7 @@ impl Default for Config {
             max_keep_alive: None,
             connect_timeout: 10,
             sys_interval: 10,
+            metrics_listen: None,
             max_connections: 100_000,
             worker_threads: None,
             embedded_ledger: true,

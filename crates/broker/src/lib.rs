@@ -18,6 +18,7 @@ mod connection;
 pub mod listener;
 pub mod message;
 pub mod metrics;
+pub mod metrics_http;
 pub mod retained;
 pub mod router;
 pub mod session;
@@ -62,6 +63,7 @@ pub struct RunningBroker {
     pub broker: Arc<Broker>,
     pub mqtt_addr: SocketAddr,
     pub tls_addr: Option<SocketAddr>,
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     store_thread: Option<std::thread::JoinHandle<()>>,
     housekeeping: tokio::task::JoinHandle<()>,
@@ -102,6 +104,10 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         Some(a) => Some(bind(a).await?),
         None => None,
     };
+    let metrics_listener = match config.metrics_listen {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
     let broker = Arc::new(Broker::new(config, store, authenticator, authorizer));
     if let Some(l) = loaded {
         broker.restore(l);
@@ -111,6 +117,7 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
         source,
     })?;
     let tls_addr = tls_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let metrics_addr = metrics_listener.as_ref().and_then(|l| l.local_addr().ok());
     let (stop, stop_rx) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(broker.config.max_connections));
     tokio::spawn(listener::accept_loop(
@@ -126,14 +133,18 @@ pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
             l,
             Some(acceptor),
             limit,
-            stop_rx,
+            stop_rx.clone(),
         ));
+    }
+    if let Some(l) = metrics_listener {
+        tokio::spawn(metrics_http::serve(broker.clone(), l, stop_rx.clone()));
     }
     let housekeeping = tokio::spawn(sys::housekeeping(broker.clone()));
     Ok(RunningBroker {
         broker,
         mqtt_addr,
         tls_addr,
+        metrics_addr,
         stop,
         store_thread,
         housekeeping,

@@ -75,6 +75,9 @@ pub struct ServeArgs {
     /// Seconds between $SYS publications, 0 to disable [default: 10].
     #[arg(long)]
     sys_interval: Option<u64>,
+    /// Prometheus endpoint address (GET /metrics) [default: off].
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
     /// Maximum simultaneous connections [default: 100000].
     #[arg(long)]
     max_connections: Option<usize>,
@@ -125,6 +128,7 @@ impl ServeArgs {
             password_file,
             acl_file,
             allow_anonymous,
+            metrics_listen,
             max_keep_alive,
             worker_threads
         );
@@ -165,6 +169,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             writeln!(out, "LISTENING mqtt {}", running.mqtt_addr)?;
             if let Some(a) = running.tls_addr {
                 writeln!(out, "LISTENING mqtts {a}")?;
+            }
+            if let Some(a) = running.metrics_addr {
+                writeln!(out, "LISTENING metrics {a}")?;
             }
             if let Some(l) = &ledger {
                 writeln!(out, "LISTENING ledger-rpc {}", l.rpc.local_addr())?;

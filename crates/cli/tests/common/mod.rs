@@ -88,6 +88,8 @@ pub struct Broker {
     child: Option<Child>,
     pub port: u16,
     pub tls_port: Option<u16>,
+    /// Port of the Prometheus endpoint, when `metrics-listen` was given.
+    pub metrics_port: Option<u16>,
     opts: Vec<(String, String)>,
     /// Holds the data dir, config and logs; survives restarts.
     pub dir: Arc<tempfile::TempDir>,
@@ -145,6 +147,7 @@ impl Broker {
             child: None,
             port: 0,
             tls_port: None,
+            metrics_port: None,
             opts,
             dir,
             starts: 0,
@@ -213,8 +216,12 @@ impl Broker {
         });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(20);
-        let (mut port, mut tls_port) = (None, None);
-        while port.is_none() || (want_tls && tls_port.is_none()) {
+        let want_metrics = self.opts.iter().any(|(k, _)| k == "metrics-listen");
+        let (mut port, mut tls_port, mut metrics_port) = (None, None, None);
+        while port.is_none()
+            || (want_tls && tls_port.is_none())
+            || (want_metrics && metrics_port.is_none())
+        {
             let left = deadline.saturating_duration_since(Instant::now());
             let line = match rx.recv_timeout(left) {
                 Ok(l) => l,
@@ -236,11 +243,13 @@ impl Broker {
             match proto {
                 "mqtt" => port = Some(addr.port()),
                 "mqtts" => tls_port = Some(addr.port()),
+                "metrics" => metrics_port = Some(addr.port()),
                 _ => {}
             }
         }
         self.port = port.unwrap();
         self.tls_port = tls_port;
+        self.metrics_port = metrics_port;
     }
 
     fn launch_mosquitto(&mut self, _log: std::fs::File) {
