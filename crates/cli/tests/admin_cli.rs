@@ -40,6 +40,24 @@ fn fails(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stderr).unwrap()
 }
 
+/// `admin --data-dir data apply examples/supply-chain.toml` in `dir`.
+fn apply_supply_chain(dir: &Path) -> String {
+    ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "apply",
+            supply_chain().to_str().unwrap(),
+            "--bundles",
+            "bundles",
+            "--keys-dir",
+            "keys",
+        ],
+    )
+}
+
 fn first_column(text: &str) -> Vec<String> {
     text.lines()
         .map(|l| l.split('\t').next().unwrap_or("").to_string())
@@ -86,20 +104,7 @@ fn supply_chain_on_the_embedded_ledger_survives_a_restart_and_refuses_untrusted_
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let target = ["--data-dir", "data"];
-    let out = ok(
-        dir,
-        &[
-            "admin",
-            "--data-dir",
-            "data",
-            "apply",
-            supply_chain().to_str().unwrap(),
-            "--bundles",
-            "bundles",
-            "--keys-dir",
-            "keys",
-        ],
-    );
+    let out = apply_supply_chain(dir);
     assert!(
         out.contains("organisation customer joined the consortium"),
         "{out}"
@@ -107,20 +112,7 @@ fn supply_chain_on_the_embedded_ledger_survives_a_restart_and_refuses_untrusted_
     assert!(out.contains("(41 changes)"), "{out}");
     // A second command on the same data dir sees everything; apply is idempotent.
     assert_supply_chain_listed(dir, &target);
-    let again = ok(
-        dir,
-        &[
-            "admin",
-            "--data-dir",
-            "data",
-            "apply",
-            supply_chain().to_str().unwrap(),
-            "--bundles",
-            "bundles",
-            "--keys-dir",
-            "keys",
-        ],
-    );
+    let again = apply_supply_chain(dir);
     assert!(again.contains("(0 changes)"), "{again}");
 
     let bundle = std::fs::read_to_string(dir.join("bundles/customer-end-device.json")).unwrap();
@@ -507,20 +499,7 @@ fn serve_with_ledger(dir: &Path) -> (Serve, String) {
 fn admin_cli_works_through_a_running_brokers_embedded_node() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ok(
-        dir,
-        &[
-            "admin",
-            "--data-dir",
-            "data",
-            "apply",
-            supply_chain().to_str().unwrap(),
-            "--bundles",
-            "bundles",
-            "--keys-dir",
-            "keys",
-        ],
-    );
+    apply_supply_chain(dir);
     let (_broker, url) = serve_with_ledger(dir);
 
     let direct = fails(dir, &["admin", "--data-dir", "data", "list", "orgs"]);
@@ -557,20 +536,7 @@ fn admin_cli_works_through_a_running_brokers_embedded_node() {
 fn tampered_block_file_fails_verify_and_serve() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    ok(
-        dir,
-        &[
-            "admin",
-            "--data-dir",
-            "data",
-            "apply",
-            supply_chain().to_str().unwrap(),
-            "--bundles",
-            "bundles",
-            "--keys-dir",
-            "keys",
-        ],
-    );
+    apply_supply_chain(dir);
     assert!(ok(dir, &["ledger", "verify", "--data-dir", "data"]).starts_with("ok:"));
     let blocks = dir.join("data/ledger/blocks.dat");
     let mut bytes = std::fs::read(&blocks).unwrap();
