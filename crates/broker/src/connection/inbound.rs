@@ -160,19 +160,19 @@ impl Connection {
         }
         let qos = p.qos;
         let packet_id = p.packet_id;
-        if qos == QoS::ExactlyOnce {
-            let st = self.session.state.lock();
-            if st.incoming_qos2.contains(&packet_id) {
+        if qos != QoS::AtMostOnce {
+            let (resend, in_qos2) = {
+                let st = self.session.state.lock();
+                let resend = qos == QoS::ExactlyOnce && st.incoming_qos2.contains(&packet_id);
+                (resend, st.incoming_qos2.len())
+            };
+            if resend {
                 // A resend of a message already accepted (method B, §4.3.3):
                 // answer again, do not route again.
-                drop(st);
                 self.ack(Packet::PubRec, packet_id, ReasonCode::SUCCESS);
                 return Ok(());
             }
-        }
-        if qos != QoS::AtMostOnce {
-            let in_progress = self.session.state.lock().incoming_qos2.len()
-                + self.pending_acks.load(Ordering::Relaxed);
+            let in_progress = in_qos2 + self.pending_acks.load(Ordering::Relaxed);
             if in_progress >= usize::from(self.broker.config.receive_maximum) {
                 return fail(
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
