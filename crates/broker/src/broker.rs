@@ -523,6 +523,50 @@ impl Broker {
         }
     }
 
+    /// Publishes a broker-made QoS 1 message (not retained), e.g. a device
+    /// status report; persistent sessions keep it while offline. Returns
+    /// how many sessions it was queued for.
+    pub fn publish_notice(&self, topic: &str, payload: String) -> usize {
+        let msg = Message {
+            topic: topic.to_owned(),
+            payload: Bytes::from(payload),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Properties::default(),
+            expires_at: None,
+            publisher: "".into(),
+        };
+        self.publish(Arc::new(msg)).matched
+    }
+
+    /// The session of `client_id`, connected or not.
+    pub fn session(&self, client_id: &str) -> Option<Arc<Session>> {
+        self.sessions.lock().get(client_id).cloned()
+    }
+
+    /// Every session, connected or not (a snapshot).
+    pub fn sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions.lock().values().cloned().collect()
+    }
+
+    /// Removes one subscription of a session, as an UNSUBSCRIBE would;
+    /// returns whether it existed. Durable once [`Self::durable`] returns.
+    pub fn remove_subscription(&self, session: &Arc<Session>, filter: &str) -> bool {
+        let removed = self.router.unsubscribe(filter, session);
+        let persistent = {
+            let mut st = session.state.lock();
+            st.subscriptions.remove(filter);
+            st.is_persistent()
+        };
+        if removed && persistent {
+            self.store_op(StoreOp::DeleteSubscription {
+                client_id: session.client_id.clone(),
+                filter: filter.to_owned(),
+            });
+        }
+        removed
+    }
+
     /// Closes every connection (graceful shutdown).
     pub fn disconnect_all(&self, reason: ReasonCode) {
         for s in self.sessions.lock().values() {

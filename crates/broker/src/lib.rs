@@ -69,17 +69,45 @@ pub struct RunningBroker {
     housekeeping: tokio::task::JoinHandle<()>,
 }
 
-/// Opens the store, restores state, binds the listeners and starts serving.
+/// Who decides authentication and authorisation for a broker.
+pub struct Security {
+    pub authenticator: Box<dyn auth::Authenticator>,
+    pub authorizer: Box<dyn auth::Authorizer>,
+}
+
+impl Security {
+    /// The plain mode: the config's password and ACL files, or anonymous
+    /// access to everything.
+    pub fn plain(config: &Config) -> Result<Security, StartError> {
+        let authenticator: Box<dyn auth::Authenticator> = match &config.password_file {
+            Some(p) => Box::new(auth::PasswordFile::load(p, config.anonymous_allowed())?),
+            None => Box::new(auth::AllowAnonymous(config.anonymous_allowed())),
+        };
+        let authorizer: Box<dyn auth::Authorizer> = match &config.acl_file {
+            Some(p) => Box::new(auth::AclFile::load(p)?),
+            None => Box::new(auth::AllowAll),
+        };
+        Ok(Security {
+            authenticator,
+            authorizer,
+        })
+    }
+}
+
+/// Starts a broker in the plain security mode.
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
+    let security = Security::plain(&config)?;
+    start_with(config, security).await
+}
+
+/// Opens the store, restores state, binds the listeners and starts serving,
+/// asking `security` for every authentication and authorisation decision.
+pub async fn start_with(config: Config, security: Security) -> Result<RunningBroker, StartError> {
     config.validate()?;
-    let authenticator: Box<dyn auth::Authenticator> = match &config.password_file {
-        Some(p) => Box::new(auth::PasswordFile::load(p, config.anonymous_allowed())?),
-        None => Box::new(auth::AllowAnonymous(config.anonymous_allowed())),
-    };
-    let authorizer: Box<dyn auth::Authorizer> = match &config.acl_file {
-        Some(p) => Box::new(auth::AclFile::load(p)?),
-        None => Box::new(auth::AllowAll),
-    };
+    let Security {
+        authenticator,
+        authorizer,
+    } = security;
     let tls = match (&config.tls_listen, &config.tls_cert, &config.tls_key) {
         (Some(_), Some(c), Some(k)) => Some(listener::tls_acceptor(c, k)?),
         _ => None,

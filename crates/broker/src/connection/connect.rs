@@ -1,19 +1,23 @@
-//! CONNECT → CONNACK: identity, authentication, session, negotiated limits.
+//! CONNECT → (AUTH exchange) → CONNACK: identity, authentication, session,
+//! negotiated limits.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ledgermq_proto::{
-    encode, topic, ConnAck, Connect, DecodeError, Packet, Properties, Protocol, ReasonCode, Will,
+    decode, encode, topic, Auth, ConnAck, Connect, DecodeError, Packet, Properties, Protocol,
+    ReasonCode, Will,
 };
 use rand::RngCore;
-use tokio::io::{AsyncWrite, AsyncWriteExt, WriteHalf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 
-use super::inbound::{Connection, Limits};
+use super::inbound::{AuthContext, Connection, Limits};
 use super::outbound::Writer;
-use crate::auth::ClientIdentity;
+use crate::auth::{AuthStep, Authenticated, ClientIdentity, LoginAttempt, Refusal};
 use crate::broker::Broker;
+use crate::metrics::Metrics;
 use crate::session::ConnLink;
 
 pub(super) struct Accepted {
@@ -64,40 +68,51 @@ fn peek_level(buf: &[u8]) -> Option<u8> {
     buf.get(i + 3 + name_len).copied()
 }
 
-/// Decides a CONNECT. On success the session is attached and the CONNACK
-/// queued for the writer; on refusal the CONNACK is written and the
+/// Decides a CONNECT, running an enhanced-authentication exchange if the
+/// client asked for one. On success the session is attached and the
+/// CONNACK queued for the writer; on refusal the CONNACK is written and the
 /// connection closed.
-pub(super) async fn accept<W>(
+pub(super) async fn accept<R, W>(
     broker: &Arc<Broker>,
     mut connect: Connect,
+    rd: &mut R,
     wr: &mut WriteHalf<W>,
+    buf: &mut BytesMut,
     peer: SocketAddr,
 ) -> Option<Accepted>
 where
+    R: AsyncRead + Unpin,
     W: AsyncWrite,
 {
     let protocol = connect.protocol;
     let v5 = protocol == Protocol::V5;
-    let refuse = |reason: ReasonCode| {
-        Packet::ConnAck(ConnAck {
-            session_present: false,
-            reason,
-            properties: Properties::default(),
-        })
+    let method = connect.properties.authentication_method.clone();
+    let decision = match decide(&connect) {
+        Ok(()) => authenticate(broker, &connect, rd, wr, buf, peer).await,
+        Err(reason) => Err(Some(Refusal::new(reason, "invalid CONNECT"))),
     };
-    let decision = decide(broker, &mut connect).await;
-    let assigned = match decision {
+    let authenticated = match decision {
         Ok(a) => a,
-        Err(reason) => {
-            tracing::info!(%peer, client_id = connect.client_id, %reason, "connection refused");
+        Err(None) => return None, // the client gave up during the exchange
+        Err(Some(refusal)) => {
+            tracing::info!(%peer, client_id = connect.client_id, reason = %refusal.reason, detail = refusal.detail, "connection refused");
+            if !refusal.delay.is_zero() {
+                tokio::time::sleep(refusal.delay).await;
+            }
+            let ack = Packet::ConnAck(ConnAck {
+                session_present: false,
+                reason: refusal.reason,
+                properties: Properties::default(),
+            });
             let mut out = BytesMut::new();
-            if encode(&refuse(reason), protocol, &mut out).is_ok() {
+            if encode(&ack, protocol, &mut out).is_ok() {
                 let _ = wr.write_all(&out).await;
             }
             let _ = wr.shutdown().await;
             return None;
         }
     };
+    let assigned = assign_client_id(&mut connect, authenticated);
 
     let client_id: Arc<str> = connect.client_id.as_str().into();
     let props = &connect.properties;
@@ -137,6 +152,7 @@ where
         properties.maximum_packet_size = Some(broker.config.max_packet_size);
         properties.assigned_client_identifier = assigned.then(|| connect.client_id.clone());
         properties.server_keep_alive = server_keep_alive;
+        properties.authentication_method = method.clone();
         if expiry != requested_expiry {
             properties.session_expiry_interval = Some(expiry);
         }
@@ -152,51 +168,181 @@ where
         client_id: connect.client_id.clone(),
         username: connect.username.clone(),
     };
+    let auth = AuthContext { method, peer };
     Some(Accepted {
         writer: Writer::new(broker.clone(), session.clone(), link.clone(), &limits),
-        conn: Connection::new(broker.clone(), session, link, identity, limits),
+        conn: Connection::new(broker.clone(), session, link, identity, limits, auth),
         will: connect.will.take(),
     })
 }
 
-/// Checks identity and credentials; returns whether the client id was
-/// assigned by the broker.
-async fn decide(broker: &Arc<Broker>, connect: &mut Connect) -> Result<bool, ReasonCode> {
-    let v5 = connect.protocol == Protocol::V5;
-    if connect.properties.authentication_method.is_some() {
-        // No enhanced authentication method is enabled in this mode.
-        return Err(ReasonCode::BAD_AUTHENTICATION_METHOD);
-    }
-    let mut assigned = false;
-    if connect.client_id.is_empty() {
-        if !v5 && !connect.clean_start {
-            return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
-        }
-        let mut raw = [0u8; 12];
-        rand::thread_rng().fill_bytes(&mut raw);
-        connect.client_id = format!(
-            "lmq-{}",
-            raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        );
-        assigned = v5;
+/// Checks what can be checked before authentication.
+fn decide(connect: &Connect) -> Result<(), ReasonCode> {
+    if connect.client_id.is_empty() && connect.protocol == Protocol::V311 && !connect.clean_start {
+        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
     }
     if let Some(will) = &connect.will {
         if topic::validate_name(&will.topic).is_err() {
             return Err(ReasonCode::TOPIC_NAME_INVALID);
         }
     }
+    Ok(())
+}
+
+/// Settles the session's client id: the authenticated one, the client's,
+/// or a fresh one. Returns whether the client must be told (v5 Assigned
+/// Client Identifier).
+fn assign_client_id(connect: &mut Connect, authenticated: Authenticated) -> bool {
+    let v5 = connect.protocol == Protocol::V5;
+    if let Some(id) = authenticated.client_id {
+        let assigned = v5 && id != connect.client_id;
+        connect.client_id = id;
+        return assigned;
+    }
+    if !connect.client_id.is_empty() {
+        return false;
+    }
+    let mut raw = [0u8; 12];
+    rand::thread_rng().fill_bytes(&mut raw);
+    connect.client_id = format!(
+        "lmq-{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    );
+    v5
+}
+
+/// Runs the authenticator: user name and password, or an enhanced
+/// exchange (CONNECT → AUTH 0x18 → AUTH 0x18 … → verdict). `Err(None)`:
+/// the client closed or disconnected during the exchange.
+async fn authenticate<R, W>(
+    broker: &Arc<Broker>,
+    connect: &Connect,
+    rd: &mut R,
+    wr: &mut WriteHalf<W>,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+) -> Result<Authenticated, Option<Refusal>>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite,
+{
     let b = broker.clone();
     let client_id = connect.client_id.clone();
     let username = connect.username.clone();
     let password: Option<Bytes> = connect.password.clone();
-    // Password hashing is deliberately slow: keep it off the async workers.
-    tokio::task::spawn_blocking(move || {
-        b.authenticator
-            .authenticate(&client_id, username.as_deref(), password.as_deref())
+    let protocol = connect.protocol;
+    let Some(method) = connect.properties.authentication_method.clone() else {
+        // Password hashing is deliberately slow: keep it off the async workers.
+        return blocking(move || {
+            b.authenticator.authenticate(&LoginAttempt {
+                peer,
+                protocol,
+                client_id: &client_id,
+                username: username.as_deref(),
+                password: password.as_deref(),
+            })
+        })
+        .await
+        .map_err(Some);
+    };
+    let data = connect
+        .properties
+        .authentication_data
+        .clone()
+        .unwrap_or_default();
+    let m = method.clone();
+    let mut step = blocking(move || {
+        let attempt = LoginAttempt {
+            peer,
+            protocol,
+            client_id: &client_id,
+            username: username.as_deref(),
+            password: password.as_deref(),
+        };
+        Ok(b.authenticator.begin(&attempt, &m, &data))
     })
     .await
-    .map_err(|_| ReasonCode::UNSPECIFIED_ERROR)??;
-    Ok(assigned)
+    .map_err(Some)?;
+    let timeout = Duration::from_secs(broker.config.connect_timeout);
+    loop {
+        let (challenge, next) = match step {
+            AuthStep::Done(verdict) => return verdict.map_err(Some),
+            AuthStep::Continue { data, next } => (data, next),
+        };
+        let auth = Packet::Auth(Auth {
+            reason: ReasonCode::CONTINUE_AUTHENTICATION,
+            properties: Properties {
+                authentication_method: Some(method.clone()),
+                authentication_data: Some(challenge.into()),
+                ..Default::default()
+            },
+        });
+        let mut out = BytesMut::new();
+        if encode(&auth, Protocol::V5, &mut out).is_err() || wr.write_all(&out).await.is_err() {
+            return Err(None);
+        }
+        let answer = match read_packet(broker, rd, buf, timeout).await {
+            Some(Packet::Auth(a)) => a,
+            Some(Packet::Disconnect(_)) | None => return Err(None),
+            Some(other) => {
+                return Err(Some(Refusal::new(
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!("{} during authentication", other.name()),
+                )))
+            }
+        };
+        if answer.reason != ReasonCode::CONTINUE_AUTHENTICATION
+            || answer.properties.authentication_method.as_deref() != Some(method.as_str())
+        {
+            return Err(Some(Refusal::new(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH must continue the same authentication method",
+            )));
+        }
+        let data = answer.properties.authentication_data.unwrap_or_default();
+        step = blocking(move || Ok(next.answer(&data)))
+            .await
+            .map_err(Some)?;
+    }
+}
+
+/// Runs a possibly blocking authentication step off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
+) -> Result<T, Refusal> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
+        Err(Refusal::new(
+            ReasonCode::UNSPECIFIED_ERROR,
+            "authentication step failed",
+        ))
+    })
+}
+
+/// The next packet of a client that has not been accepted yet; `None` if
+/// it closed, sent garbage or took longer than `timeout`.
+async fn read_packet<R: AsyncRead + Unpin>(
+    broker: &Broker,
+    rd: &mut R,
+    buf: &mut BytesMut,
+    timeout: Duration,
+) -> Option<Packet> {
+    let max = broker.config.max_packet_size as usize;
+    tokio::time::timeout(timeout, async {
+        loop {
+            match decode(buf, Some(Protocol::V5), max) {
+                Ok(Some(p)) => return Some(p),
+                Ok(None) => {}
+                Err(_) => return None,
+            }
+            match rd.read_buf(buf).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => Metrics::add(&broker.metrics.bytes_received, n as u64),
+            }
+        }
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 #[cfg(test)]

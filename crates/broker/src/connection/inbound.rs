@@ -1,17 +1,18 @@
 //! The reader half: decodes inbound packets and acts on them.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use ledgermq_proto::{
-    topic, Disconnect, Packet, PubResp, Publish, QoS, ReasonCode, RetainHandling, SubAck,
-    Subscribe, UnsubAck, Unsubscribe,
+    topic, Auth, Disconnect, Packet, Properties, PubResp, Publish, QoS, ReasonCode, RetainHandling,
+    SubAck, Subscribe, UnsubAck, Unsubscribe,
 };
 
 use super::{is_v5, Ending};
-use crate::auth::ClientIdentity;
+use crate::auth::{AfterRefusal, AuthExchange, AuthStep, ClientIdentity, LoginAttempt, Refused};
 use crate::broker::Broker;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
@@ -27,8 +28,18 @@ pub(crate) struct Limits {
     pub client_topic_alias_maximum: u16,
 }
 
+/// How the client authenticated, for re-authentication (AUTH 0x19).
+pub(crate) struct AuthContext {
+    /// The CONNECT's Authentication Method; re-authentication must use it.
+    pub method: Option<String>,
+    pub peer: SocketAddr,
+}
+
 pub(crate) struct Connection {
     broker: Arc<Broker>,
+    auth: AuthContext,
+    /// A re-authentication waiting for the client's next AUTH 0x18.
+    reauth: Option<Box<dyn AuthExchange>>,
     pub session: Arc<Session>,
     pub link: Arc<ConnLink>,
     pub identity: ClientIdentity,
@@ -58,9 +69,12 @@ impl Connection {
         link: Arc<ConnLink>,
         identity: ClientIdentity,
         limits: Limits,
+        auth: AuthContext,
     ) -> Connection {
         Connection {
             broker,
+            auth,
+            reauth: None,
             session,
             link,
             identity,
@@ -112,10 +126,7 @@ impl Connection {
             }
             Packet::Disconnect(d) => self.on_disconnect(d),
             Packet::Connect(_) => fail(ReasonCode::PROTOCOL_ERROR, "second CONNECT"),
-            Packet::Auth(_) => fail(
-                ReasonCode::PROTOCOL_ERROR,
-                "AUTH without an authentication method",
-            ),
+            Packet::Auth(a) => self.on_auth(a).await,
             other => {
                 tracing::debug!("client sent server-only packet {}", other.name());
                 fail(
@@ -208,6 +219,16 @@ impl Connection {
                 "publish refused by ACL"
             );
             refuse(self, ReasonCode::NOT_AUTHORIZED);
+            let what = Refused::Publish {
+                topic: &p.topic,
+                qos,
+            };
+            if self.broker.authorizer.refused(&self.identity, what) == AfterRefusal::Disconnect {
+                return fail(
+                    ReasonCode::NOT_AUTHORIZED,
+                    "not authorized to publish there",
+                );
+            }
             return Ok(());
         }
         let message = Message::from_publish(p, self.session.client_id.clone(), Instant::now());
@@ -362,6 +383,14 @@ impl Connection {
                     "subscribe refused by ACL"
                 );
                 reasons.push(ReasonCode::NOT_AUTHORIZED);
+                let what = Refused::Subscribe { filter: &inner };
+                if self.broker.authorizer.refused(&self.identity, what) == AfterRefusal::Disconnect
+                {
+                    return fail(
+                        ReasonCode::NOT_AUTHORIZED,
+                        "not authorized to subscribe there",
+                    );
+                }
                 continue;
             }
             let existed = self
@@ -426,19 +455,8 @@ impl Connection {
         let mut reasons = Vec::with_capacity(u.filters.len());
         let mut stored = false;
         for filter in u.filters {
-            let removed = self.broker.router.unsubscribe(&filter, &self.session);
-            let persistent = {
-                let mut st = self.session.state.lock();
-                st.subscriptions.remove(&filter);
-                st.is_persistent()
-            };
-            if removed && persistent {
-                self.broker.store_op(StoreOp::DeleteSubscription {
-                    client_id: self.session.client_id.clone(),
-                    filter,
-                });
-                stored = true;
-            }
+            let removed = self.broker.remove_subscription(&self.session, &filter);
+            stored |= removed && self.session.state.lock().is_persistent();
             reasons.push(if removed {
                 ReasonCode::SUCCESS
             } else {
@@ -452,6 +470,89 @@ impl Connection {
             packet_id: u.packet_id,
             properties: Default::default(),
             reasons,
+        }));
+        Ok(())
+    }
+
+    /// Re-authentication (§4.12.1): AUTH 0x19 starts an exchange with the
+    /// CONNECT's method, AUTH 0x18 answers a challenge; success is AUTH 0x00,
+    /// failure ends the connection.
+    async fn on_auth(&mut self, a: Auth) -> Step {
+        let Some(method) = self.auth.method.clone() else {
+            return fail(
+                ReasonCode::PROTOCOL_ERROR,
+                "AUTH without an authentication method",
+            );
+        };
+        if a.properties.authentication_method.as_deref() != Some(method.as_str()) {
+            return fail(
+                ReasonCode::PROTOCOL_ERROR,
+                "re-authentication must use the CONNECT's method",
+            );
+        }
+        let data = a.properties.authentication_data.unwrap_or_default();
+        let pending = self.reauth.take();
+        let broker = self.broker.clone();
+        let run = match (a.reason, pending) {
+            (ReasonCode::RE_AUTHENTICATE, None) => {
+                let client_id = self.identity.client_id.clone();
+                let username = self.identity.username.clone();
+                let (peer, protocol) = (self.auth.peer, self.link.protocol);
+                let m = method.clone();
+                tokio::task::spawn_blocking(move || {
+                    let attempt = LoginAttempt {
+                        peer,
+                        protocol,
+                        client_id: &client_id,
+                        username: username.as_deref(),
+                        password: None,
+                    };
+                    broker.authenticator.begin(&attempt, &m, &data)
+                })
+            }
+            (ReasonCode::CONTINUE_AUTHENTICATION, Some(next)) => {
+                tokio::task::spawn_blocking(move || next.answer(&data))
+            }
+            _ => return fail(ReasonCode::PROTOCOL_ERROR, "unexpected AUTH"),
+        };
+        let step = run.await.unwrap_or_else(|_| {
+            AuthStep::Done(Err(crate::auth::Refusal::new(
+                ReasonCode::UNSPECIFIED_ERROR,
+                "authentication step failed",
+            )))
+        });
+        let (reason, data) = match step {
+            AuthStep::Continue { data, next } => {
+                self.reauth = Some(next);
+                (ReasonCode::CONTINUE_AUTHENTICATION, Some(data.into()))
+            }
+            AuthStep::Done(Ok(ok)) => {
+                if ok.client_id.is_some_and(|id| id != self.identity.client_id) {
+                    return fail(
+                        ReasonCode::NOT_AUTHORIZED,
+                        "re-authenticated as another client",
+                    );
+                }
+                (ReasonCode::SUCCESS, None)
+            }
+            AuthStep::Done(Err(refusal)) => {
+                tracing::info!(client_id = self.identity.client_id, reason = %refusal.reason, detail = refusal.detail, "re-authentication refused");
+                if !refusal.delay.is_zero() {
+                    tokio::time::sleep(refusal.delay).await;
+                }
+                return fail(
+                    disconnect_reason(refusal.reason),
+                    "re-authentication failed",
+                );
+            }
+        };
+        self.link.send(&Packet::Auth(Auth {
+            reason,
+            properties: Properties {
+                authentication_method: Some(method),
+                authentication_data: data,
+                ..Default::default()
+            },
         }));
         Ok(())
     }
@@ -480,5 +581,15 @@ impl Connection {
         } else {
             Err(Ending::Normal)
         }
+    }
+}
+
+/// A refusal reason as a DISCONNECT may carry it: 0x86 and 0x8A exist only
+/// in CONNACK (§3.14.2.1), so they become 0x87.
+fn disconnect_reason(reason: ReasonCode) -> ReasonCode {
+    match reason {
+        ReasonCode::BAD_USER_NAME_OR_PASSWORD | ReasonCode::BANNED => ReasonCode::NOT_AUTHORIZED,
+        ReasonCode::CLIENT_IDENTIFIER_NOT_VALID => ReasonCode::NOT_AUTHORIZED,
+        r => r,
     }
 }

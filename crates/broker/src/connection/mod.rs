@@ -77,7 +77,8 @@ where
             return;
         }
     };
-    let Some(accepted) = connect::accept(&broker, connect, &mut wr, peer).await else {
+    let Some(accepted) = connect::accept(&broker, connect, &mut rd, &mut wr, &mut buf, peer).await
+    else {
         return;
     };
     Metrics::add(&broker.metrics.clients_connected, 1);

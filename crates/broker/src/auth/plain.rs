@@ -1,9 +1,9 @@
 //! Plain (non-ledger) security: a password file of argon2 hashes and a
 //! mosquitto-style topic ACL file.
 //!
-//! The broker asks the [`Authenticator`] and [`Authorizer`] traits; this
-//! module provides their plain implementations. Ledger-backed ones plug in
-//! behind the same traits.
+//! The plain implementations of the [`Authenticator`] and [`Authorizer`]
+//! traits; ledger-backed ones (crate `ledgermq-access`) plug in behind the
+//! same traits.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,30 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use ledgermq_proto::{topic, ReasonCode};
 
-/// Who a connected client is, as far as authorisation is concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientIdentity {
-    pub client_id: String,
-    /// `None` for anonymous clients.
-    pub username: Option<String>,
-}
-
-pub trait Authenticator: Send + Sync {
-    /// Decides a CONNECT's user name and password. May block (password
-    /// hashing): the broker calls it off the async runtime.
-    fn authenticate(
-        &self,
-        client_id: &str,
-        username: Option<&str>,
-        password: Option<&[u8]>,
-    ) -> Result<(), ReasonCode>;
-}
-
-pub trait Authorizer: Send + Sync {
-    fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool;
-    /// `filter` is the topic filter without any `$share/group/` prefix.
-    fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool;
-}
+use super::{Authenticated, Authenticator, Authorizer, ClientIdentity, LoginAttempt, Refusal};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFileError {
@@ -108,13 +85,8 @@ impl PasswordFile {
     }
 }
 
-impl Authenticator for PasswordFile {
-    fn authenticate(
-        &self,
-        _client_id: &str,
-        username: Option<&str>,
-        password: Option<&[u8]>,
-    ) -> Result<(), ReasonCode> {
+impl PasswordFile {
+    fn check(&self, username: Option<&str>, password: Option<&[u8]>) -> Result<(), ReasonCode> {
         let Some(user) = username else {
             return if self.allow_anonymous {
                 Ok(())
@@ -133,16 +105,27 @@ impl Authenticator for PasswordFile {
     }
 }
 
+impl Authenticator for PasswordFile {
+    fn authenticate(&self, attempt: &LoginAttempt<'_>) -> Result<Authenticated, Refusal> {
+        self.check(attempt.username, attempt.password)
+            .map(|()| Authenticated::default())
+            .map_err(|reason| Refusal::new(reason, "bad user name or password"))
+    }
+}
+
 /// Anonymous access only (the default) or, with `allow_anonymous = false`
 /// and no password file, nobody.
 pub struct AllowAnonymous(pub bool);
 
 impl Authenticator for AllowAnonymous {
-    fn authenticate(&self, _: &str, _: Option<&str>, _: Option<&[u8]>) -> Result<(), ReasonCode> {
+    fn authenticate(&self, _: &LoginAttempt<'_>) -> Result<Authenticated, Refusal> {
         if self.0 {
-            Ok(())
+            Ok(Authenticated::default())
         } else {
-            Err(ReasonCode::NOT_AUTHORIZED)
+            Err(Refusal::new(
+                ReasonCode::NOT_AUTHORIZED,
+                "anonymous access is disabled",
+            ))
         }
     }
 }
@@ -386,15 +369,12 @@ mod tests {
         std::fs::write(&dir, &text).unwrap();
         let pf = PasswordFile::load(&dir, false).unwrap();
         std::fs::remove_file(&dir).ok();
-        assert!(pf.authenticate("c", Some("alice"), Some(b"new")).is_ok());
+        assert!(pf.check(Some("alice"), Some(b"new")).is_ok());
         assert_eq!(
-            pf.authenticate("c", Some("alice"), Some(b"s3cret")),
+            pf.check(Some("alice"), Some(b"s3cret")),
             Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         );
-        assert!(pf.authenticate("c", Some("bob"), Some(b"pw")).is_ok());
-        assert_eq!(
-            pf.authenticate("c", None, None),
-            Err(ReasonCode::NOT_AUTHORIZED)
-        );
+        assert!(pf.check(Some("bob"), Some(b"pw")).is_ok());
+        assert_eq!(pf.check(None, None), Err(ReasonCode::NOT_AUTHORIZED));
     }
 }

@@ -1,0 +1,141 @@
+//! The seam between the broker and whoever decides who may connect,
+//! publish and subscribe.
+//!
+//! The broker core never decides by itself: it asks an [`Authenticator`]
+//! (CONNECT, and MQTT 5 enhanced authentication including re-authentication)
+//! and an [`Authorizer`] (PUBLISH, SUBSCRIBE, wills). The plain
+//! implementations (password file, ACL file) live in [`plain`]; the
+//! ledger-backed ones in crate `ledgermq-access`.
+//!
+//! Enhanced authentication is a chain of typed steps: [`Authenticator::begin`]
+//! returns either a verdict or a challenge plus the [`AuthExchange`] that
+//! will judge the client's answer. The exchange is consumed by each answer,
+//! so a challenge can only ever be answered once.
+
+mod plain;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ledgermq_proto::{Protocol, QoS, ReasonCode};
+
+pub use plain::{covers, AclFile, AllowAll, AllowAnonymous, AuthFileError, PasswordFile};
+
+/// Who a connected client is, as far as authorisation is concerned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub client_id: String,
+    /// `None` for anonymous clients.
+    pub username: Option<String>,
+}
+
+/// A CONNECT (or a re-authentication) as an authenticator sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginAttempt<'a> {
+    pub peer: SocketAddr,
+    pub protocol: Protocol,
+    /// As the client sent it; empty when it asks the broker to assign one.
+    /// For a re-authentication, the connection's client id.
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a [u8]>,
+}
+
+/// A successful authentication.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Authenticated {
+    /// The client id the session must use, when authentication fixes it
+    /// (a device authenticates as its id). `None` keeps the client's own.
+    pub client_id: Option<String>,
+}
+
+/// A refused authentication: the reason code the client sees, how long to
+/// wait before saying so (slows down guessing without holding a thread),
+/// and a description for the log that never contains a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub reason: ReasonCode,
+    pub delay: Duration,
+    pub detail: String,
+}
+
+impl Refusal {
+    pub fn new(reason: ReasonCode, detail: impl Into<String>) -> Refusal {
+        Refusal {
+            reason,
+            delay: Duration::ZERO,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn delayed(mut self, delay: Duration) -> Refusal {
+        self.delay = delay;
+        self
+    }
+}
+
+/// One step of an enhanced-authentication exchange.
+pub enum AuthStep {
+    /// Send AUTH 0x18 (Continue authentication) with `data` and hand the
+    /// client's answer to `next`.
+    Continue {
+        data: Vec<u8>,
+        next: Box<dyn AuthExchange>,
+    },
+    /// The exchange is over.
+    Done(Result<Authenticated, Refusal>),
+}
+
+/// An enhanced-authentication exchange waiting for the client's answer.
+pub trait AuthExchange: Send {
+    /// Judges the Authentication Data of the client's AUTH 0x18. May block.
+    fn answer(self: Box<Self>, data: &[u8]) -> AuthStep;
+}
+
+pub trait Authenticator: Send + Sync {
+    /// Decides a CONNECT without an Authentication Method (user name and
+    /// password). May block (password hashing): the broker calls it off
+    /// the async runtime.
+    fn authenticate(&self, attempt: &LoginAttempt<'_>) -> Result<Authenticated, Refusal>;
+
+    /// Starts MQTT 5 enhanced authentication with `method` and the
+    /// Authentication Data of the CONNECT (or of an AUTH 0x19 for
+    /// re-authentication). May block. By default no method is supported.
+    fn begin(&self, attempt: &LoginAttempt<'_>, method: &str, data: &[u8]) -> AuthStep {
+        let _ = (attempt, data);
+        AuthStep::Done(Err(Refusal::new(
+            ReasonCode::BAD_AUTHENTICATION_METHOD,
+            format!("authentication method {method:?} is not enabled"),
+        )))
+    }
+}
+
+/// What the broker refused a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused<'a> {
+    Publish { topic: &'a str, qos: QoS },
+    Subscribe { filter: &'a str },
+}
+
+/// What to do with a connection after a refusal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterRefusal {
+    /// Answer with the reason code and go on serving the client.
+    KeepConnection,
+    /// Also close the connection (MQTT 5: DISCONNECT 0x87).
+    Disconnect,
+}
+
+pub trait Authorizer: Send + Sync {
+    fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool;
+    /// `filter` is the topic filter without any `$share/group/` prefix.
+    fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool;
+
+    /// Called after a refused PUBLISH or SUBSCRIBE filter (status reports,
+    /// auditing); decides whether the connection survives it. By default it
+    /// does, as in Mosquitto.
+    fn refused(&self, who: &ClientIdentity, what: Refused<'_>) -> AfterRefusal {
+        let _ = (who, what);
+        AfterRefusal::KeepConnection
+    }
+}
