@@ -1,8 +1,10 @@
 //! The `ledgermq` command: `serve` runs a broker node, `passwd` manages the
-//! plain-mode password file, `bench` measures a running broker.
+//! plain-mode password file, `bench` measures a running broker, `device`
+//! acts as a provisioned device.
 
 mod admin;
 mod bench;
+mod device;
 mod ledger_cmd;
 mod serve;
 
@@ -31,6 +33,8 @@ enum Command {
     Ledger(ledger_cmd::LedgerArgs),
     /// Administer the consortium: organisations, brokers, devices, rights.
     Admin(Box<admin::AdminArgs>),
+    /// Act as a provisioned device: connect, publish or subscribe (OTP/TOTP).
+    Device(Box<device::DeviceArgs>),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(args) => bench::run(args),
         Command::Ledger(args) => ledger_cmd::run(args),
         Command::Admin(args) => admin::run(*args),
+        Command::Device(args) => device::run(*args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,0 +1,163 @@
+//! Why a client operation failed.
+//!
+//! A broker's "no" is kept apart from transport trouble: [`ClientError::Refused`]
+//! (a CONNACK, PUBACK, PUBREC, PUBCOMP or SUBACK failure code) and
+//! [`ClientError::Disconnected`] (a DISCONNECT from the broker) carry the
+//! broker's reason code, everything else is about the connection itself.
+//! The error is `Clone` because one connection failure is reported to every
+//! operation that was waiting on it. Messages never contain keys or OTPs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ledgermq_proto::{Protocol, ReasonCode};
+
+use crate::reason::{describe, describe_reason, v311_connack_name};
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    /// The options cannot work (e.g. `LMQ-OTP-1` over MQTT 3.1.1).
+    #[error("invalid client options: {0}")]
+    Options(String),
+    /// A publish or subscribe that cannot be sent as asked (bad topic,
+    /// packet larger than the broker accepts…); the connection stays up.
+    #[error("invalid request: {0}")]
+    Request(String),
+    /// The device credentials (provisioning bundle) cannot be used.
+    #[error("{0}")]
+    Credentials(String),
+    /// The packet counter state file cannot be read or written.
+    #[error("packet counter state file {}: {source}", path.display())]
+    PacketCounter {
+        path: PathBuf,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// No TCP connection to the broker.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The broker answered with a failure code in `packet` (CONNACK,
+    /// PUBACK, PUBREC, PUBCOMP or SUBACK).
+    #[error("{packet} refused: {}", self.reason_text().unwrap_or_default())]
+    Refused {
+        packet: &'static str,
+        /// The MQTT 5 reason code; a 3.1.1 CONNACK return code is mapped
+        /// to its 5.0 equivalent (0x04 → 0x86, 0x05 → 0x87).
+        reason: ReasonCode,
+        /// Decides how the code is shown: 3.1.1 CONNACK refusals are shown
+        /// as the return code that was on the wire.
+        protocol: Protocol,
+    },
+    /// The broker sent DISCONNECT.
+    #[error("the broker sent DISCONNECT {}", self.reason_text().unwrap_or_default())]
+    Disconnected {
+        reason: ReasonCode,
+        reason_string: Option<String>,
+    },
+    /// The connection ended without a DISCONNECT, or was closed by this client.
+    #[error("connection closed")]
+    Closed,
+    #[error("I/O error: {0}")]
+    Io(#[source] Arc<std::io::Error>),
+    /// The broker broke the protocol (or sent bytes we cannot decode).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The broker did not answer in time; the value names what was awaited.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+}
+
+impl ClientError {
+    /// The broker's reason code, for refusals and DISCONNECTs.
+    pub fn reason_code(&self) -> Option<ReasonCode> {
+        match self {
+            ClientError::Refused { reason, .. } | ClientError::Disconnected { reason, .. } => {
+                Some(*reason)
+            }
+            _ => None,
+        }
+    }
+
+    /// The code as it was on the wire: the 3.1.1 return code for a 3.1.1
+    /// CONNACK refusal, the MQTT 5 reason code otherwise.
+    pub fn wire_code(&self) -> Option<u8> {
+        match self {
+            ClientError::Refused {
+                packet: "CONNACK",
+                reason,
+                protocol: Protocol::V311,
+            } => Some(reason.to_v311_connack()),
+            _ => self.reason_code().map(|r| r.0),
+        }
+    }
+
+    /// `0x87 (Not authorized)`, plus the broker's reason string if it sent
+    /// one; `None` when the error carries no reason code. A 3.1.1 CONNACK
+    /// refusal shows the return code on the wire and its MQTT 5
+    /// equivalent (what broker logs name): `0x05 (Not authorized; MQTT 5: 0x87)`.
+    pub fn reason_text(&self) -> Option<String> {
+        match self {
+            ClientError::Refused {
+                packet: "CONNACK",
+                reason,
+                protocol: Protocol::V311,
+            } => {
+                let code = reason.to_v311_connack();
+                let name = format!("{}; MQTT 5: 0x{:02x}", v311_connack_name(code), reason.0);
+                Some(describe(code, &name))
+            }
+            ClientError::Refused { reason, .. } => Some(describe_reason(*reason)),
+            ClientError::Disconnected {
+                reason,
+                reason_string,
+            } => {
+                let mut text = describe_reason(*reason);
+                if let Some(s) = reason_string {
+                    text.push_str(&format!(": {s:?}"));
+                }
+                Some(text)
+            }
+            _ => None,
+        }
+    }
+
+    pub(crate) fn io(e: std::io::Error) -> Self {
+        ClientError::Io(Arc::new(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v311_connack_refusal_shows_the_return_code_on_the_wire() {
+        let err = ClientError::Refused {
+            packet: "CONNACK",
+            reason: ReasonCode::NOT_AUTHORIZED,
+            protocol: Protocol::V311,
+        };
+        assert_eq!(
+            err.to_string(),
+            "CONNACK refused: 0x05 (Not authorized; MQTT 5: 0x87)"
+        );
+        assert_eq!(err.reason_code(), Some(ReasonCode::NOT_AUTHORIZED));
+        assert_eq!(err.wire_code(), Some(5));
+    }
+
+    #[test]
+    fn disconnect_shows_reason_code_and_reason_string() {
+        let err = ClientError::Disconnected {
+            reason: ReasonCode::NOT_AUTHORIZED,
+            reason_string: Some("revoked".into()),
+        };
+        assert_eq!(
+            err.to_string(),
+            "the broker sent DISCONNECT 0x87 (Not authorized): \"revoked\""
+        );
+    }
+}

@@ -1,0 +1,7 @@
+//! The client against a real plain broker (`plain_broker`) and against a
+//! scripted broker that runs the reference `LMQ-OTP-1`/TOTP verifiers of
+//! `ledgermq-security` and misbehaves on purpose (`scripted_broker`).
+//! End-to-end tests against the ledger-mode broker live with the CLI.
+
+mod plain_broker;
+mod scripted_broker;
