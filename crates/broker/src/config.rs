@@ -65,13 +65,72 @@ pub struct Config {
     /// Threads serving connections; unset means one per CPU core.
     pub worker_threads: Option<usize>,
     /// Run the embedded ledger (a single-node EVM chain in
-    /// `data_dir/ledger`) inside this process. Read by `ledgermq serve`,
-    /// not by the broker core.
-    pub embedded_ledger: bool,
+    /// `data_dir/ledger`) inside this process. Unset: yes, unless
+    /// `ledger_rpc` points at another ledger. Read by `ledgermq serve`, not
+    /// by the broker core.
+    pub embedded_ledger: Option<bool>,
     /// Where the embedded ledger answers Ethereum JSON-RPC (admin CLI,
     /// other broker nodes, auditors' tools). Keep it on loopback: the
     /// endpoint has no authentication of its own.
     pub ledger_rpc_listen: SocketAddr,
+
+    // ----- security mode (read by `ledgermq serve`, see docs/device-auth.md)
+    /// `plain` (password and ACL files) or `ledger` (devices, rights and
+    /// blacklist from the consortium ledger; OTP/TOTP authentication).
+    pub security: SecurityMode,
+    /// Ledger mode: JSON-RPC URL of the ledger to read (another node's
+    /// embedded chain, or any EVM chain). Unset: this node's embedded chain.
+    pub ledger_rpc: Option<String>,
+    /// Ledger mode: the contracts' deployment file; unset means
+    /// `data_dir/ledger.toml` (written by `ledgermq ledger deploy`).
+    pub ledger_deployment: Option<PathBuf>,
+    /// Ledger mode: this broker node's account key file (secp256k1, as
+    /// written by `ledgermq admin apply` / `admin account new`).
+    pub ledger_account: Option<PathBuf>,
+    /// Ledger mode: this broker node's key file (`<name>.node.json`),
+    /// whose X25519 secret opens the devices' OTP key envelopes.
+    pub ledger_node_keys: Option<PathBuf>,
+    /// Ledger mode: how often the registry view asks for new blocks (ms).
+    pub ledger_poll_interval_ms: u64,
+    /// Lifetime of an `LMQ-OTP-1` challenge (s).
+    pub otp_challenge_lifetime: u64,
+    /// TOTP time step (s), digits (6–9) and accepted clock skew (steps).
+    pub totp_step: u64,
+    pub totp_digits: u32,
+    pub totp_window: u64,
+    /// Failed authentications of one device within `auth_failure_window`
+    /// seconds that blacklist it on the ledger (0 = never).
+    pub auth_failure_limit: u32,
+    pub auth_failure_window: u64,
+    /// Duration of a blacklist entry this node decides (s).
+    pub blacklist_duration: u64,
+    /// Longest delay before a failed authentication is answered (ms).
+    pub auth_failure_delay_max_ms: u64,
+    /// Close the connection of a device whose PUBLISH is refused (QoS 0
+    /// refusals always close it).
+    pub disconnect_on_refused_publish: bool,
+    /// Publish `devices/<id>/…` status reports for devices.
+    pub status_topics: bool,
+}
+
+/// Who decides authentication and authorisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityMode {
+    #[default]
+    Plain,
+    Ledger,
+}
+
+impl std::str::FromStr for SecurityMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "plain" => Ok(SecurityMode::Plain),
+            "ledger" => Ok(SecurityMode::Ledger),
+            other => Err(format!("unknown security mode {other:?} (plain or ledger)")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -99,8 +158,24 @@ impl Default for Config {
             metrics_listen: None,
             max_connections: 100_000,
             worker_threads: None,
-            embedded_ledger: true,
+            embedded_ledger: None,
             ledger_rpc_listen: "127.0.0.1:8545".parse().expect("valid literal"),
+            security: SecurityMode::Plain,
+            ledger_rpc: None,
+            ledger_deployment: None,
+            ledger_account: None,
+            ledger_node_keys: None,
+            ledger_poll_interval_ms: 200,
+            otp_challenge_lifetime: 30,
+            totp_step: 30,
+            totp_digits: 8,
+            totp_window: 1,
+            auth_failure_limit: 5,
+            auth_failure_window: 60,
+            blacklist_duration: 3600,
+            auth_failure_delay_max_ms: 5000,
+            disconnect_on_refused_publish: true,
+            status_topics: true,
         }
     }
 }
@@ -145,7 +220,29 @@ impl Config {
         if self.max_packet_size < 64 {
             return bad("max_packet_size must be at least 64 bytes");
         }
+        if self.security == SecurityMode::Ledger {
+            if self.ledger_account.is_none() || self.ledger_node_keys.is_none() {
+                return bad("security = \"ledger\" needs ledger_account and ledger_node_keys (the broker node's key files)");
+            }
+            if self.ledger_rpc.is_none() && !self.runs_embedded_ledger() {
+                return bad("security = \"ledger\" needs ledger_rpc or the embedded ledger");
+            }
+            if self.password_file.is_some() || self.acl_file.is_some() {
+                return bad("password_file and acl_file belong to the plain security mode");
+            }
+        }
+        if self.totp_step == 0 || !(6..=9).contains(&self.totp_digits) {
+            return bad("totp_step must be at least 1 and totp_digits 6 to 9");
+        }
+        if self.otp_challenge_lifetime == 0 || self.ledger_poll_interval_ms == 0 {
+            return bad("otp_challenge_lifetime and ledger_poll_interval_ms must be at least 1");
+        }
         Ok(())
+    }
+
+    /// Whether `ledgermq serve` runs the embedded ledger node.
+    pub fn runs_embedded_ledger(&self) -> bool {
+        self.embedded_ledger.unwrap_or(self.ledger_rpc.is_none())
     }
 
     pub fn anonymous_allowed(&self) -> bool {

@@ -154,6 +154,22 @@ enum DeviceCmd {
         #[arg(long)]
         id: String,
     },
+    /// Ban a device: every broker node refuses it (0x8A) until the ban ends.
+    Blacklist {
+        #[arg(long)]
+        id: String,
+        /// Ban duration in seconds [default: indefinitely].
+        #[arg(long = "for", value_name = "SECONDS")]
+        duration: Option<u64>,
+        /// Reason code (contracts/README.md) [default: 5, admin decision].
+        #[arg(long, default_value_t = 5)]
+        reason: u8,
+    },
+    /// Lift a device's ban.
+    Unblacklist {
+        #[arg(long)]
+        id: String,
+    },
     List,
     Show {
         id: String,
@@ -377,6 +393,33 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
                 out.display()
             );
         }
+        AdminCmd::Device(DeviceCmd::Blacklist {
+            id,
+            duration,
+            reason,
+        }) => {
+            let until = match duration {
+                Some(d) => std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|n| n.as_secs())
+                    .unwrap_or(0)
+                    .saturating_add((*d).max(1)),
+                None => u64::MAX,
+            };
+            r.blacklist_device(&signer(&args)?, id, until, *reason)
+                .await
+                .map_err(ledger_error)?;
+            match duration {
+                Some(d) => out!("device {id} blacklisted for {d} s (reason {reason})"),
+                None => out!("device {id} blacklisted indefinitely (reason {reason})"),
+            }
+        }
+        AdminCmd::Device(DeviceCmd::Unblacklist { id }) => {
+            r.lift_blacklist(&signer(&args)?, id)
+                .await
+                .map_err(ledger_error)?;
+            out!("device {id} is no longer blacklisted");
+        }
         AdminCmd::Device(DeviceCmd::Revoke { id }) => {
             r.revoke_device(&signer(&args)?, id)
                 .await
@@ -415,6 +458,15 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
             }
             for b in r.otp_envelope_brokers(id).await.map_err(ledger_error)? {
                 out!("otp_envelope_for: {b}");
+            }
+            let ban = r.get_blacklist(id).await.map_err(ledger_error)?;
+            if ban.active {
+                out!(
+                    "blacklisted: until={} reason={} by={}",
+                    ban.until,
+                    ban.reason,
+                    ban.by
+                );
             }
         }
         AdminCmd::Right(RightCmd::Grant {

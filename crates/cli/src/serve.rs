@@ -6,11 +6,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use ledgermq_broker::auth::PasswordFile;
-use ledgermq_broker::Config;
-use ledgermq_ledger::{ChainConfig, EmbeddedChain, RpcServerHandle};
+use std::sync::Arc;
+use std::time::Duration;
 
-use crate::ledger_cmd::CHAIN_SUBDIR;
+use ledgermq_access::{AccessSettings, LedgerSecurity};
+use ledgermq_broker::auth::PasswordFile;
+use ledgermq_broker::config::SecurityMode;
+use ledgermq_broker::Config;
+use ledgermq_ledger::admin::BrokerNodeFile;
+use ledgermq_ledger::contracts::Deployment;
+use ledgermq_ledger::{
+    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerHandle,
+};
+
+use crate::ledger_cmd::{CHAIN_SUBDIR, DEPLOYMENT_FILE};
 
 /// Every key of the config file, as a flag; a flag overrides the file.
 #[derive(Args, Debug)]
@@ -84,12 +93,60 @@ pub struct ServeArgs {
     /// Threads serving connections [default: one per CPU core].
     #[arg(long)]
     worker_threads: Option<usize>,
-    /// Run the embedded ledger node in this process [default: true].
+    /// Run the embedded ledger node in this process [default: true, false with --ledger-rpc].
     #[arg(long)]
     embedded_ledger: Option<bool>,
     /// Embedded ledger JSON-RPC address [default: 127.0.0.1:8545].
     #[arg(long)]
     ledger_rpc_listen: Option<SocketAddr>,
+    /// Security mode: plain or ledger [default: plain].
+    #[arg(long)]
+    security: Option<SecurityMode>,
+    /// Ledger mode: JSON-RPC URL of the ledger [default: the embedded ledger].
+    #[arg(long)]
+    ledger_rpc: Option<String>,
+    /// Ledger mode: deployment file [default: DATA_DIR/ledger.toml].
+    #[arg(long)]
+    ledger_deployment: Option<PathBuf>,
+    /// Ledger mode: this broker node's account key file.
+    #[arg(long)]
+    ledger_account: Option<PathBuf>,
+    /// Ledger mode: this broker node's key file (<name>.node.json).
+    #[arg(long)]
+    ledger_node_keys: Option<PathBuf>,
+    /// Ledger mode: registry polling interval, ms [default: 200].
+    #[arg(long)]
+    ledger_poll_interval_ms: Option<u64>,
+    /// LMQ-OTP-1 challenge lifetime, seconds [default: 30].
+    #[arg(long)]
+    otp_challenge_lifetime: Option<u64>,
+    /// TOTP time step, seconds [default: 30].
+    #[arg(long)]
+    totp_step: Option<u64>,
+    /// TOTP digits, 6-9 [default: 8].
+    #[arg(long)]
+    totp_digits: Option<u32>,
+    /// TOTP clock skew accepted, in steps [default: 1].
+    #[arg(long)]
+    totp_window: Option<u64>,
+    /// Failed authentications that blacklist a device, 0 = never [default: 5].
+    #[arg(long)]
+    auth_failure_limit: Option<u32>,
+    /// Window for counting failed authentications, seconds [default: 60].
+    #[arg(long)]
+    auth_failure_window: Option<u64>,
+    /// Blacklist duration decided by this node, seconds [default: 3600].
+    #[arg(long)]
+    blacklist_duration: Option<u64>,
+    /// Longest delay before answering a failed authentication, ms [default: 5000].
+    #[arg(long)]
+    auth_failure_delay_max_ms: Option<u64>,
+    /// Close the connection after a refused PUBLISH [default: true].
+    #[arg(long)]
+    disconnect_on_refused_publish: Option<bool>,
+    /// Publish devices/<id>/... status reports [default: true].
+    #[arg(long)]
+    status_topics: Option<bool>,
 }
 
 impl ServeArgs {
@@ -118,8 +175,19 @@ impl ServeArgs {
             connect_timeout,
             sys_interval,
             max_connections,
-            embedded_ledger,
-            ledger_rpc_listen
+            ledger_rpc_listen,
+            security,
+            ledger_poll_interval_ms,
+            otp_challenge_lifetime,
+            totp_step,
+            totp_digits,
+            totp_window,
+            auth_failure_limit,
+            auth_failure_window,
+            blacklist_duration,
+            auth_failure_delay_max_ms,
+            disconnect_on_refused_publish,
+            status_topics
         );
         set_opt!(
             tls_listen,
@@ -130,7 +198,12 @@ impl ServeArgs {
             allow_anonymous,
             metrics_listen,
             max_keep_alive,
-            worker_threads
+            worker_threads,
+            embedded_ledger,
+            ledger_rpc,
+            ledger_deployment,
+            ledger_account,
+            ledger_node_keys
         );
         Ok(c)
     }
@@ -159,11 +232,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         // The ledger first: replaying its history may take a moment, and
         // a broker should not accept clients before its ledger is there.
-        let ledger = match config.embedded_ledger {
+        let ledger = match config.runs_embedded_ledger() {
             true => Some(LedgerNode::start(&config.data_dir, config.ledger_rpc_listen).await?),
             false => None,
         };
-        let running = ledgermq_broker::start(config).await?;
+        let security = match config.security {
+            SecurityMode::Plain => None,
+            SecurityMode::Ledger => {
+                let chain = ledger.as_ref().map(|l| l.chain.clone());
+                Some(ledger_security(&config, chain).await?)
+            }
+        };
+        let running = match &security {
+            None => ledgermq_broker::start(config).await?,
+            Some(s) => ledgermq_broker::start_with(config, s.security()).await?,
+        };
+        let _enforcement = security.as_ref().map(|s| s.attach(&running.broker));
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "LISTENING mqtt {}", running.mqtt_addr)?;
@@ -189,8 +273,82 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     })
 }
 
+/// Joins the consortium as a broker node: reads the registry from the
+/// configured ledger and checks this node's keys against it.
+async fn ledger_security(
+    config: &Config,
+    embedded: Option<Arc<EmbeddedChain>>,
+) -> anyhow::Result<LedgerSecurity> {
+    let ledger: Arc<dyn Ledger> = match (&config.ledger_rpc, embedded) {
+        (Some(url), _) => Arc::new(
+            RpcLedger::connect(url)
+                .await
+                .with_context(|| format!("cannot reach the ledger at {url}"))?,
+        ),
+        (None, Some(chain)) => chain,
+        (None, None) => {
+            anyhow::bail!("security = ledger needs --ledger-rpc or the embedded ledger")
+        }
+    };
+    let deployment_file = config
+        .ledger_deployment
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join(DEPLOYMENT_FILE));
+    let text = std::fs::read_to_string(&deployment_file).with_context(|| {
+        format!(
+            "cannot read the deployment file {} (run `ledgermq ledger deploy` first)",
+            deployment_file.display()
+        )
+    })?;
+    let deployment = Deployment::from_toml(&text)
+        .with_context(|| format!("in {}", deployment_file.display()))?;
+    let account_file = config
+        .ledger_account
+        .as_deref()
+        .context("ledger_account is not set")?;
+    let account = LocalAccount::load(account_file)
+        .with_context(|| format!("cannot load the broker account {}", account_file.display()))?;
+    let node_file = config
+        .ledger_node_keys
+        .as_deref()
+        .context("ledger_node_keys is not set")?;
+    let node = BrokerNodeFile::load(node_file)
+        .with_context(|| format!("cannot load the broker node keys {}", node_file.display()))?;
+    let settings = AccessSettings {
+        challenge_lifetime: Duration::from_secs(config.otp_challenge_lifetime),
+        totp_step: config.totp_step,
+        totp_digits: config.totp_digits,
+        totp_window: config.totp_window,
+        failure_limit: config.auth_failure_limit,
+        failure_window: Duration::from_secs(config.auth_failure_window),
+        blacklist_duration: Duration::from_secs(config.blacklist_duration),
+        failure_delay_max: Duration::from_millis(config.auth_failure_delay_max_ms),
+        disconnect_on_refused_publish: config.disconnect_on_refused_publish,
+        status_topics: config.status_topics,
+        counters_file: config
+            .persistence
+            .then(|| config.data_dir.join("auth-counters.redb")),
+    };
+    if config.persistence {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+    }
+    let poll = Duration::from_millis(config.ledger_poll_interval_ms);
+    let security = LedgerSecurity::start(ledger, deployment, account, &node, settings, poll)
+        .await
+        .context("cannot start the ledger security mode")?;
+    tracing::info!(
+        account = %node.account,
+        org = node.org,
+        block = security.view().last_block(),
+        "ledger security mode: registry loaded"
+    );
+    Ok(security)
+}
+
 /// The embedded ledger running inside the broker process, serving JSON-RPC.
 struct LedgerNode {
+    chain: Arc<EmbeddedChain>,
     rpc: RpcServerHandle,
 }
 
@@ -209,7 +367,7 @@ impl LedgerNode {
             .await
             .with_context(|| format!("cannot serve the ledger JSON-RPC on {rpc_addr}"))?;
         tracing::info!(addr = %rpc.local_addr(), "embedded ledger serving JSON-RPC");
-        Ok(LedgerNode { rpc })
+        Ok(LedgerNode { chain, rpc })
     }
 }
 

@@ -1,0 +1,49 @@
+//! PUBLISH and SUBSCRIBE rights from the ledger registry.
+//!
+//! The device is the client id (authentication made sure of it) and a
+//! right is looked up for that exact id: no pattern is ever substituted,
+//! so a client id or user name with `+`, `#` or `/` can never widen a right
+//! (the CVE-2017-7650 class).
+
+use std::sync::Arc;
+
+use ledgermq_broker::auth::{AfterRefusal, Authorizer, ClientIdentity, Refused};
+use ledgermq_proto::QoS;
+
+use crate::status::{is_own_status_filter, is_status_topic};
+use crate::Access;
+
+pub struct LedgerAuthorizer(pub(crate) Arc<Access>);
+
+impl Authorizer for LedgerAuthorizer {
+    fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool {
+        let reserved = self.0.settings.status_topics && is_status_topic(topic);
+        !reserved && self.0.directory.view.can_publish(&who.client_id, topic)
+    }
+
+    fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool {
+        let device = &who.client_id;
+        if self.0.settings.status_topics && is_own_status_filter(device, filter) {
+            return self.0.directory.view.is_active(device);
+        }
+        self.0.directory.view.can_subscribe(device, filter)
+    }
+
+    fn refused(&self, who: &ClientIdentity, what: Refused<'_>) -> AfterRefusal {
+        let status = &self.0.status;
+        match what {
+            Refused::Publish { topic, qos } => {
+                status.publish_error(&who.client_id, topic);
+                if qos == QoS::AtMostOnce || self.0.settings.disconnect_on_refused_publish {
+                    AfterRefusal::Disconnect
+                } else {
+                    AfterRefusal::KeepConnection
+                }
+            }
+            Refused::Subscribe { filter } => {
+                status.forbidden(&who.client_id, filter);
+                AfterRefusal::KeepConnection
+            }
+        }
+    }
+}

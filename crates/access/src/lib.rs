@@ -1,0 +1,190 @@
+//! ledgermq-access: the ledger security mode of a broker node.
+//!
+//! Joins three parts that must not know each other: the broker core (which
+//! asks the `Authenticator` / `Authorizer` traits), the sans-IO device
+//! authentication protocols of `ledgermq-security`, and the ledger's
+//! [`RegistryView`]. With it a broker admits only devices registered on the
+//! ledger, authenticates them with one-time passwords (`LMQ-OTP-1`, or TOTP
+//! for clients without AUTH packets), lets them publish and subscribe only
+//! where their organisation's admin allowed, and acts at once on
+//! revocations, lost rights and blacklist entries read from the ledger.
+//!
+//! The hot path never waits on the ledger: every decision reads the view's
+//! in-memory snapshot. The one thing this crate writes to the ledger is a
+//! blacklist decision after repeated authentication failures, from a
+//! background task (failure counting itself stays off-ledger).
+
+mod authenticator;
+mod authorizer;
+mod counters;
+mod directory;
+mod enforcement;
+mod failures;
+mod settings;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256};
+use ledgermq_broker::{Broker, Security};
+use ledgermq_ledger::admin::{agreement_public, BrokerNodeFile};
+use ledgermq_ledger::contracts::{Deployment, RegistryClient};
+use ledgermq_ledger::{Ledger, LedgerError, LocalAccount, RegistryView, Signer};
+
+pub use authenticator::LedgerAuthenticator;
+pub use authorizer::LedgerAuthorizer;
+pub use counters::{AuthCounters, CounterKind, CountersError};
+pub use settings::AccessSettings;
+
+use directory::DeviceDirectory;
+use failures::FailureTracker;
+use status::StatusReporter;
+
+/// Blacklist reason code for repeated authentication failures
+/// (contracts/README.md).
+pub const REASON_AUTH_FAILURES: u8 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error("ledger: {0}")]
+    Ledger(#[from] LedgerError),
+    #[error("account {account} is not a broker node of the consortium (add it with `ledgermq admin broker add`)")]
+    NotABroker { account: Address },
+    #[error("the node key file is for account {file}, but the account key is {account}")]
+    AccountMismatch { file: Address, account: Address },
+    #[error("the node key file's agreement key does not match the one registered on the ledger for {account}")]
+    AgreementKeyMismatch { account: Address },
+    #[error(transparent)]
+    Counters(#[from] CountersError),
+}
+
+/// State shared by the authenticator, the authorizer and the enforcer.
+pub(crate) struct Access {
+    settings: AccessSettings,
+    directory: DeviceDirectory,
+    failures: FailureTracker,
+    status: StatusReporter,
+    registry: RegistryClient,
+    signer: Arc<LocalAccount>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// The ledger security mode, ready to be handed to a broker.
+pub struct LedgerSecurity {
+    access: Arc<Access>,
+}
+
+impl LedgerSecurity {
+    /// Reads the registry up to the latest block, checks that `account` is
+    /// a broker node whose agreement key matches `node`, and starts
+    /// following the ledger every `poll_interval`. Call from a tokio runtime.
+    pub async fn start(
+        ledger: Arc<dyn Ledger>,
+        deployment: Deployment,
+        account: LocalAccount,
+        node: &BrokerNodeFile,
+        settings: AccessSettings,
+        poll_interval: Duration,
+    ) -> Result<LedgerSecurity, AccessError> {
+        if node.account != account.address() {
+            return Err(AccessError::AccountMismatch {
+                file: node.account,
+                account: account.address(),
+            });
+        }
+        let view = RegistryView::builder(ledger.clone(), deployment)
+            .poll_interval(poll_interval)
+            .build()
+            .await?;
+        let secret = node.agreement_secret_bytes()?;
+        let registered = view.broker(&node.account).ok_or(AccessError::NotABroker {
+            account: node.account,
+        })?;
+        if registered.agreement_key != B256::from(agreement_public(&secret)) {
+            return Err(AccessError::AgreementKeyMismatch {
+                account: node.account,
+            });
+        }
+        view.follow();
+        let counters = match &settings.counters_file {
+            Some(path) => AuthCounters::open(path)?,
+            None => AuthCounters::in_memory(),
+        };
+        let access = Access {
+            directory: DeviceDirectory::new(view, node.account, secret, counters),
+            failures: FailureTracker::new(
+                settings.failure_limit,
+                settings.failure_window,
+                settings.failure_delay_max,
+            ),
+            status: StatusReporter::new(settings.status_topics),
+            registry: RegistryClient::new(ledger, deployment.registry),
+            signer: Arc::new(account),
+            runtime: tokio::runtime::Handle::current(),
+            settings,
+        };
+        Ok(LedgerSecurity {
+            access: Arc::new(access),
+        })
+    }
+
+    /// The authenticator and authorizer to start the broker with.
+    pub fn security(&self) -> Security {
+        Security {
+            authenticator: Box::new(LedgerAuthenticator(self.access.clone())),
+            authorizer: Box::new(LedgerAuthorizer(self.access.clone())),
+        }
+    }
+
+    /// Connects the running broker: status reports go into it, and ledger
+    /// changes act on its sessions from now on.
+    pub fn attach(&self, broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> {
+        self.access.status.attach(Arc::downgrade(broker));
+        tokio::spawn(enforcement::enforce(self.access.clone(), broker.clone()))
+    }
+
+    pub fn view(&self) -> &Arc<RegistryView> {
+        &self.access.directory.view
+    }
+}
+
+impl Access {
+    /// Bans `device_id` on this node now and records the decision on the
+    /// ledger in the background, retrying while the ledger is unreachable;
+    /// every node reading the ledger then refuses the device too.
+    fn blacklist(&self, device_id: &str) {
+        let now = directory::unix_ms() / 1000;
+        let until = now.saturating_add(self.settings.blacklist_duration.as_secs().max(1));
+        self.directory.ban_locally(device_id, until);
+        self.status.unauth(device_id, "blacklisted");
+        tracing::warn!(
+            device_id,
+            until,
+            "device reached the authentication failure limit: blacklisting it on the ledger"
+        );
+        let registry = self.registry.clone();
+        let signer = self.signer.clone();
+        let id = device_id.to_owned();
+        self.runtime.spawn(async move {
+            let mut wait = Duration::from_millis(500);
+            for attempt in 1..=6 {
+                match registry
+                    .blacklist_device(&*signer, &id, until, REASON_AUTH_FAILURES)
+                    .await
+                {
+                    Ok(r) => {
+                        tracing::info!(device_id = id, block = r.block_number, "blacklist recorded on the ledger");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(device_id = id, attempt, error = %e, "cannot record the blacklist entry yet");
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                }
+            }
+            tracing::error!(device_id = id, "blacklist entry not recorded on the ledger; the device stays banned on this node only");
+        });
+    }
+}

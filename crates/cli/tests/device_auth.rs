@@ -1,0 +1,1074 @@
+//! The ledger security mode end to end: the real `ledgermq` binary serving
+//! with `--security ledger`, the supply chain of examples/supply-chain.toml
+//! applied with the real admin CLI, devices speaking LMQ-OTP-1 and TOTP on
+//! real sockets. Every scenario runs on both ledger backends: the broker's
+//! own embedded chain, and anvil over JSON-RPC.
+
+mod common;
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Broker, Client, Connect, Packet, Props, Publish, Recv, QUIET, V5};
+use ledgermq_ledger::admin::ProvisioningBundle;
+use ledgermq_security::{totp, OtpClient, OtpKey, AUTH_METHOD};
+
+const ANVIL_KEY0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+const SENSOR: &str = "supplier-temperature-sensor";
+const TEMPERATURE: &str = "Temperature/raw Material";
+/// Short TOTP steps keep the tests quick; every login needs a new step.
+const TOTP_STEP: u64 = 2;
+
+// ---------------------------------------------------------------- fixture
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    Embedded,
+    Anvil,
+}
+
+struct Anvil(Child);
+
+impl Drop for Anvil {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The native anvil binary (the npm wrapper's child would outlive a kill).
+fn anvil_binary() -> PathBuf {
+    let packages = repo().join("tools/anvil/node_modules/@foundry-rs");
+    std::fs::read_dir(&packages)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
+        .map(|e| e.path().join("bin/anvil"))
+        .find(|bin| bin.is_file())
+        .unwrap_or_else(|| panic!("anvil is not installed: run scripts/install-test-deps-ledger"))
+}
+
+fn start_anvil() -> (Anvil, String) {
+    for _ in 0..10 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new(anvil_binary())
+            .args(["--port", &port.to_string(), "--hardfork", "cancun"])
+            .args(["--silent", "--host", "127.0.0.1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn anvil");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (Anvil(child), format!("http://127.0.0.1:{port}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("could not start anvil");
+}
+
+fn ledgermq(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ledgermq"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .expect("run ledgermq")
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = ledgermq(dir, args);
+    assert!(
+        out.status.success(),
+        "ledgermq {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A consortium with the supply chain applied and one broker node
+/// (the supplier's) serving in the ledger security mode.
+struct Network {
+    backend: Backend,
+    broker: Broker,
+    /// Where the admin CLI runs: keys/, bundles/, and the deployment.
+    dir: PathBuf,
+    /// `--rpc URL --deployment FILE` or `--data-dir DIR` for `ledgermq admin`.
+    target: Vec<String>,
+    anvil: Option<(Anvil, String)>,
+}
+
+impl Network {
+    fn start(backend: Backend, opts: &[(&str, &str)]) -> Option<Network> {
+        let anvil = (backend == Backend::Anvil).then(start_anvil);
+        let url = anvil.as_ref().map(|(_, u)| u.clone());
+        let mut opts: Vec<(&str, &str)> = opts.to_vec();
+        opts.extend([
+            ("security", "ledger"),
+            ("ledger-poll-interval-ms", "50"),
+            ("totp-step", "2"),
+        ]);
+        let mut dir = PathBuf::new();
+        let broker = Broker::with_setup(&opts, |d| {
+            dir = d.to_path_buf();
+            apply_supply_chain(d, url.as_deref());
+            node_options(d, "broker-supplier", url.as_deref())
+        })?;
+        let target = match &url {
+            Some(u) => vec![
+                "--rpc".into(),
+                u.clone(),
+                "--deployment".into(),
+                "net.toml".into(),
+            ],
+            None => {
+                // The broker runs the chain: the admin CLI talks to its JSON-RPC.
+                let rpc = ledger_rpc_of(&broker);
+                vec![
+                    "--rpc".into(),
+                    rpc,
+                    "--deployment".into(),
+                    "data/ledger.toml".into(),
+                ]
+            }
+        };
+        Some(Network {
+            backend,
+            broker,
+            dir,
+            target,
+            anvil,
+        })
+    }
+
+    fn port(&self) -> u16 {
+        self.broker.port
+    }
+
+    fn bundle(&self, device: &str) -> PathBuf {
+        self.dir.join("bundles").join(format!("{device}.json"))
+    }
+
+    fn key(&self, device: &str) -> OtpKey {
+        otp_key_of(&self.bundle(device))
+    }
+
+    /// Runs `ledgermq admin <target> --account keys/<admin>.key <args>`.
+    fn admin(&self, admin: &str, args: &[&str]) -> Output {
+        let account = format!("keys/{admin}.key");
+        let mut all: Vec<&str> = vec!["admin"];
+        all.extend(self.target.iter().map(String::as_str));
+        all.extend(["--account", &account]);
+        all.extend_from_slice(args);
+        ledgermq(&self.dir, &all)
+    }
+
+    fn admin_ok(&self, admin: &str, args: &[&str]) -> String {
+        let out = self.admin(admin, args);
+        assert!(
+            out.status.success(),
+            "admin {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// A second broker node (the manufacturer's) on the same ledger.
+    fn second_node(&self) -> Broker {
+        let url = match &self.anvil {
+            Some((_, u)) => u.clone(),
+            None => self.target[1].clone(),
+        };
+        let dir = self.dir.clone();
+        Broker::with_setup(
+            &[("security", "ledger"), ("ledger-poll-interval-ms", "50")],
+            |_| {
+                let mut o = node_options(&dir, "broker-manufacturer", Some(&url));
+                let deployment = match self.backend {
+                    Backend::Anvil => dir.join("net.toml"),
+                    Backend::Embedded => dir.join("data/ledger.toml"),
+                };
+                o.retain(|(k, _)| k != "ledger-deployment");
+                o.push(("ledger-deployment".into(), deployment.display().to_string()));
+                o
+            },
+        )
+        .expect("ledgermq only")
+    }
+}
+
+fn apply_supply_chain(dir: &Path, url: Option<&str>) {
+    let file = repo().join("examples/supply-chain.toml");
+    let file = file.to_str().unwrap();
+    let common = ["apply", file, "--bundles", "bundles", "--keys-dir", "keys"];
+    match url {
+        None => {
+            let mut args = vec!["admin", "--data-dir", "data"];
+            args.extend(common);
+            ok(dir, &args);
+        }
+        Some(url) => {
+            std::fs::write(dir.join("funder.key"), ANVIL_KEY0).unwrap();
+            let mut args = vec!["admin", "--rpc", url, "--deployment", "net.toml"];
+            args.extend(["--account", "funder.key"]);
+            args.extend(common);
+            args.extend(["--fund", "1000000000000000000"]);
+            ok(dir, &args);
+        }
+    }
+}
+
+/// `serve` options that make a broker node of `name` on the ledger.
+fn node_options(dir: &Path, name: &str, url: Option<&str>) -> Vec<(String, String)> {
+    let path = |p: &str| dir.join(p).display().to_string();
+    let mut o = vec![
+        (
+            "ledger-account".to_string(),
+            path(&format!("keys/{name}.key")),
+        ),
+        (
+            "ledger-node-keys".to_string(),
+            path(&format!("keys/{name}.node.json")),
+        ),
+    ];
+    if let Some(url) = url {
+        o.push(("ledger-rpc".into(), url.into()));
+        o.push(("ledger-deployment".into(), path("net.toml")));
+        o.push(("embedded-ledger".into(), "false".into()));
+    }
+    o
+}
+
+/// The embedded ledger's JSON-RPC URL, from the broker's stdout log.
+fn ledger_rpc_of(broker: &Broker) -> String {
+    let log = std::fs::read_to_string(broker.path("broker-1.log")).unwrap_or_default();
+    let addr = log
+        .lines()
+        .find_map(|l| l.split("embedded ledger serving JSON-RPC addr=").nth(1))
+        .unwrap_or_else(|| panic!("no ledger-rpc address in the log:\n{}", broker.log_tail()));
+    format!("http://{}", addr.trim())
+}
+
+fn otp_key_of(bundle: &Path) -> OtpKey {
+    let b = ProvisioningBundle::load(bundle).expect("bundle");
+    OtpKey::from_bytes(*b.otp_key_bytes().unwrap())
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A packet number above every earlier one (microseconds since the epoch).
+fn fresh_packet_number() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
+// ----------------------------------------------------- LMQ-OTP-1 by hand
+
+/// What happened to an LMQ-OTP-1 CONNECT.
+struct Handshake {
+    client: Client,
+    /// CONNACK reason code; `None` if the broker closed without one.
+    code: Option<u8>,
+    challenge: Option<[u8; 32]>,
+    proof: Option<[u8; 32]>,
+}
+
+/// CONNECT with step 1; if challenged, answers with `answer(challenge)`.
+fn otp_handshake(
+    port: u16,
+    client_id: &str,
+    step1: Vec<u8>,
+    answer: impl Fn(&[u8; 32]) -> [u8; 32],
+) -> Handshake {
+    let mut c = Connect::v5(client_id);
+    c.props.authentication_method = Some(AUTH_METHOD.into());
+    c.props.authentication_data = Some(step1);
+    let mut client = Client::tcp(port, V5);
+    client.id = client_id.into();
+    client.send(&Packet::Connect(c));
+    let mut hs = Handshake {
+        client,
+        code: None,
+        challenge: None,
+        proof: None,
+    };
+    loop {
+        match hs.client.try_recv(Duration::from_secs(15)) {
+            Recv::Packet(Packet::Auth {
+                reason: 0x18,
+                props,
+            }) => {
+                assert_eq!(props.authentication_method.as_deref(), Some(AUTH_METHOD));
+                let data = props.authentication_data.expect("challenge");
+                let challenge = OtpClient::challenge(&data).expect("32-byte challenge");
+                let proof = answer(&challenge);
+                hs.challenge = Some(challenge);
+                hs.proof = Some(proof);
+                hs.client.send(&Packet::Auth {
+                    reason: 0x18,
+                    props: Props {
+                        authentication_method: Some(AUTH_METHOD.into()),
+                        authentication_data: Some(proof.to_vec()),
+                        ..Props::default()
+                    },
+                });
+            }
+            Recv::Packet(Packet::ConnAck { code, .. }) => {
+                hs.code = Some(code);
+                return hs;
+            }
+            Recv::Closed => return hs,
+            other => panic!("unexpected answer to an LMQ-OTP-1 CONNECT: {other:?}"),
+        }
+    }
+}
+
+/// The correct handshake of `device` with packet number `n`.
+fn otp_connect(port: u16, device: &str, key: &OtpKey, n: u64) -> Handshake {
+    let step1 = OtpClient::connect_data(device, n).unwrap();
+    otp_handshake(port, device, step1, |ch| {
+        OtpClient::proof(key, ch, device, n)
+    })
+}
+
+fn otp_client(net: &Network, device: &str) -> Client {
+    let hs = otp_connect(net.port(), device, &net.key(device), fresh_packet_number());
+    assert_eq!(
+        hs.code,
+        Some(0),
+        "{device} should connect;\n{}",
+        net.broker.log_tail()
+    );
+    hs.client
+}
+
+/// A 3.1.1 TOTP login of `device`, waiting for a TOTP step not used yet.
+fn totp_connect(port: u16, device: &str, key: &OtpKey, clean: bool) -> (Client, u8) {
+    let code = totp(key, unix_secs(), TOTP_STEP, 8);
+    let mut c = Connect::v3(device);
+    c.clean_start = clean;
+    c.username = Some(device.into());
+    c.password = Some(code.into_bytes());
+    let (client, ack) = Client::connect(port, c);
+    (client, ack.code)
+}
+
+/// Sleeps into the next TOTP step, so a new code exists.
+fn next_totp_step() {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let step_ms = TOTP_STEP * 1000;
+    let into = (now.as_millis() as u64) % step_ms;
+    std::thread::sleep(Duration::from_millis(step_ms - into + 50));
+}
+
+/// Waits until `f` holds (the registry view follows the ledger by polling).
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+// ------------------------------------------------------------- scenarios
+
+/// 1 and 2: the supplier admin registers a device and gets its bundle; an
+/// account that is no admin is refused with the contract's message.
+fn registration_by_the_org_admin_succeeds_and_by_an_unknown_admin_is_refused(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let out = net.admin_ok(
+        "supplier-admin",
+        &[
+            "device",
+            "register",
+            "--org",
+            "supplier",
+            "--id",
+            "supplier-scale",
+            "--topic",
+            "Temperature/raw Material:pub",
+            "--bundle-out",
+            "bundles/supplier-scale.json",
+        ],
+    );
+    assert!(out.contains("registered device supplier-scale"), "{out}");
+    // The new device connects as soon as the broker's view has the block.
+    let key = net.key("supplier-scale");
+    eventually("the new device to be admitted", || {
+        otp_connect(net.port(), "supplier-scale", &key, fresh_packet_number()).code == Some(0)
+    });
+
+    ok(
+        &net.dir,
+        &["admin", "account", "new", "--out", "keys/intruder.key"],
+    );
+    let out = net.admin(
+        "intruder",
+        &[
+            "device",
+            "register",
+            "--org",
+            "supplier",
+            "--id",
+            "rogue",
+            "--bundle-out",
+            "rogue.json",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not an admin of organisation supplier"),
+        "{err}"
+    );
+    assert!(
+        !net.dir.join("rogue.json").exists(),
+        "no bundle for a refused registration"
+    );
+    let hs = otp_connect(net.port(), "rogue", &key, fresh_packet_number());
+    assert_eq!(hs.code, Some(0x87));
+}
+
+/// 3: the supplier temperature sensor connects with challenge + hashed OTP.
+fn sensor_connects_with_challenge_and_hashed_otp(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let mut c = otp_client(&net, SENSOR);
+    assert_eq!(c.subscribe("Configuration/raw Material", 1), 1);
+    c.disconnect();
+    // A client id other than the device id is refused: no session takeover.
+    let key = net.key(SENSOR);
+    let n = fresh_packet_number();
+    let step1 = OtpClient::connect_data(SENSOR, n).unwrap();
+    let hs = otp_handshake(net.port(), "someone-else", step1, |ch| {
+        OtpClient::proof(&key, ch, SENSOR, n)
+    });
+    assert_eq!(hs.code, Some(0x85));
+    // An empty client id gets the device id.
+    let n = fresh_packet_number();
+    let step1 = OtpClient::connect_data(SENSOR, n).unwrap();
+    let hs = otp_handshake(net.port(), "", step1, |ch| {
+        OtpClient::proof(&key, ch, SENSOR, n)
+    });
+    assert_eq!(hs.code, Some(0));
+}
+
+/// 4: a wrong hashed OTP (here: another device's key) is refused with 0x87.
+fn wrong_hashed_otp_is_refused(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let other = net.key("supplier-humidity-sensor");
+    let hs = otp_connect(net.port(), SENSOR, &other, fresh_packet_number());
+    assert!(hs.challenge.is_some(), "a registered device is challenged");
+    assert_eq!(hs.code, Some(0x87));
+    // An unknown method is 0x8C.
+    let mut c = Connect::v5(SENSOR);
+    c.props.authentication_method = Some("SCRAM-SHA-1".into());
+    let (_, ack) = Client::connect(net.port(), c);
+    assert_eq!(ack.code, 0x8C);
+    // Without any credentials: 0x87 (v5) / 0x05 (3.1.1).
+    let (_, ack) = Client::connect(net.port(), Connect::v5(SENSOR));
+    assert_eq!(ack.code, 0x87);
+    let (_, ack) = Client::connect(net.port(), Connect::v3(SENSOR));
+    assert_eq!(ack.code, 0x05);
+}
+
+/// 5: an unregistered device is refused before any challenge.
+fn unregistered_device_is_refused(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let key = net.key(SENSOR);
+    let hs = otp_connect(net.port(), "not-registered", &key, fresh_packet_number());
+    assert!(hs.challenge.is_none(), "no challenge for an unknown device");
+    assert_eq!(hs.code, Some(0x87));
+    let (_, code) = totp_connect(net.port(), "not-registered", &key, true);
+    assert_eq!(code, 0x05);
+}
+
+/// 6: a replayed CONNECT (same packet number) and a captured AUTH proof
+/// replayed on a new connection are refused.
+fn replayed_connect_and_captured_auth_are_refused(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let key = net.key(SENSOR);
+    let n = fresh_packet_number();
+    let first = otp_connect(net.port(), SENSOR, &key, n);
+    assert_eq!(first.code, Some(0));
+    let captured = first.proof.unwrap();
+    drop(first.client);
+    // Same packet number: refused before a challenge.
+    let replay = otp_connect(net.port(), SENSOR, &key, n);
+    assert!(replay.challenge.is_none());
+    assert_eq!(replay.code, Some(0x87));
+    // A higher packet number but the captured proof: the challenge is new.
+    let step1 = OtpClient::connect_data(SENSOR, n + 1).unwrap();
+    let replay = otp_handshake(net.port(), SENSOR, step1, |_| captured);
+    assert_eq!(replay.code, Some(0x87));
+    // A TOTP code works once.
+    next_totp_step();
+    let (_, code) = totp_connect(net.port(), SENSOR, &key, true);
+    assert_eq!(code, 0, "{}", net.broker.log_tail());
+    let (_, code) = totp_connect(net.port(), SENSOR, &key, true);
+    assert_eq!(code, 0x04, "a used TOTP code is refused");
+}
+
+/// 7: the sensor publishes on Temperature/raw Material and exactly the
+/// manufacturer, retailer and customer end devices receive it.
+fn sensor_data_reaches_exactly_the_authorised_end_devices(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let readers = [
+        "manufacturer-end-device",
+        "retailer-end-device",
+        "customer-end-device",
+    ];
+    let mut subscribers: Vec<Client> = readers
+        .iter()
+        .map(|d| {
+            let mut c = otp_client(&net, d);
+            assert_eq!(c.subscribe(TEMPERATURE, 1), 1, "{d} may subscribe");
+            c
+        })
+        .collect();
+    let mut others: Vec<Client> = [
+        "supplier-humidity-sensor",
+        "distributor-gps",
+        "retailer-admin-device",
+    ]
+    .iter()
+    .map(|d| {
+        let mut c = otp_client(&net, d);
+        assert_eq!(c.subscribe(TEMPERATURE, 1), 0x87, "{d} may not subscribe");
+        assert_eq!(
+            c.subscribe("Temperature/+", 1),
+            0x87,
+            "{d}: no wildcard widening"
+        );
+        assert_eq!(c.subscribe("#", 1), 0x87);
+        c
+    })
+    .collect();
+    let mut sensor = otp_client(&net, SENSOR);
+    assert_eq!(sensor.publish(TEMPERATURE, b"21.5", 1, false), 0);
+    for c in &mut subscribers {
+        let p = c.recv_publish();
+        assert_eq!(
+            (p.topic.as_str(), p.payload.as_slice()),
+            (TEMPERATURE, &b"21.5"[..])
+        );
+    }
+    for c in &mut others {
+        c.expect_nothing(QUIET);
+    }
+}
+
+/// 8: the manufacturer end device publishing on Temperature/raw Material
+/// gets PUBACK 0x87 and is disconnected with 0x87.
+fn unauthorised_publish_is_refused_and_disconnected(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let mut reader = otp_client(&net, "customer-end-device");
+    assert_eq!(reader.subscribe(TEMPERATURE, 1), 1);
+    let mut c = otp_client(&net, "manufacturer-end-device");
+    let mut p = Publish::new(TEMPERATURE, b"forged", 1);
+    p.pkid = 7;
+    c.send(&Packet::Publish(p));
+    let seen = c.expect_closed();
+    assert!(
+        matches!(seen.first(), Some(Packet::PubAck(a)) if a.reason == 0x87),
+        "{seen:?}"
+    );
+    assert!(
+        matches!(seen.last(), Some(Packet::Disconnect { reason: 0x87, .. })),
+        "{seen:?}"
+    );
+    reader.expect_nothing(QUIET);
+}
+
+/// A refused QoS 0 publish disconnects even when refused QoS 1/2
+/// publishes do not (disconnect-on-refused-publish false).
+fn refusal_policy_is_configurable_but_qos0_refusals_always_disconnect(b: Backend) {
+    let opts = [("disconnect-on-refused-publish", "false")];
+    let Some(net) = Network::start(b, &opts) else {
+        return;
+    };
+    let mut c = otp_client(&net, "manufacturer-end-device");
+    assert_eq!(c.publish(TEMPERATURE, b"x", 1, false), 0x87);
+    assert_eq!(c.publish(TEMPERATURE, b"x", 2, false), 0x87);
+    c.ping();
+    c.send(&Packet::Publish(Publish::new(TEMPERATURE, b"x", 0)));
+    c.expect_disconnect(&[0x87]);
+}
+
+/// Brute force: the failure limit blacklists the device on the ledger, and
+/// a second broker node reading the same ledger refuses it too (0x8A).
+fn brute_force_blacklists_on_the_ledger_for_every_node(b: Backend) {
+    let opts = [
+        ("auth-failure-limit", "3"),
+        ("auth-failure-delay-max-ms", "200"),
+    ];
+    let Some(net) = Network::start(b, &opts) else {
+        return;
+    };
+    let wrong = net.key("supplier-humidity-sensor");
+    for attempt in 1..=3 {
+        let hs = otp_connect(net.port(), SENSOR, &wrong, fresh_packet_number());
+        assert_eq!(hs.code, Some(0x87), "attempt {attempt}");
+    }
+    // Banned at once on this node, even with the right key…
+    let key = net.key(SENSOR);
+    let hs = otp_connect(net.port(), SENSOR, &key, fresh_packet_number());
+    assert_eq!(hs.code, Some(0x8A));
+    // …and on the ledger.
+    eventually("the blacklist entry on the ledger", || {
+        let out = net.admin_ok("supplier-admin", &["device", "show", SENSOR]);
+        out.contains("blacklisted")
+    });
+    let second = net.second_node();
+    let hs = otp_connect(second.port, SENSOR, &key, fresh_packet_number());
+    assert_eq!(hs.code, Some(0x8A), "{}", second.log_tail());
+    let (_, code) = totp_connect(second.port, SENSOR, &key, true);
+    assert_eq!(code, 0x05, "3.1.1 has no 'banned': not authorized");
+    // Other devices are unaffected.
+    let hs = otp_connect(
+        second.port,
+        "supplier-humidity-sensor",
+        &wrong,
+        fresh_packet_number(),
+    );
+    assert_eq!(hs.code, Some(0));
+    // The admin lifts the ban: the device is back on every node.
+    net.admin_ok("supplier-admin", &["device", "unblacklist", "--id", SENSOR]);
+    eventually("the lifted ban to reach the second node", || {
+        otp_connect(second.port, SENSOR, &key, fresh_packet_number()).code == Some(0)
+    });
+}
+
+/// Revocation and a ban act on live sessions: DISCONNECT 0x98 at once;
+/// a lost right removes the subscription without a reconnect.
+fn ledger_changes_act_on_live_sessions(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let mut sensor = otp_client(&net, SENSOR);
+    let mut reader = otp_client(&net, "retailer-end-device");
+    assert_eq!(reader.subscribe(TEMPERATURE, 1), 1);
+    assert_eq!(reader.subscribe("Humidity/raw Material", 1), 1);
+    net.admin_ok(
+        "retailer-admin",
+        &[
+            "right",
+            "revoke",
+            "--device",
+            "retailer-end-device",
+            "--topic",
+            TEMPERATURE,
+        ],
+    );
+    // Once the view has the block, the sensor's data no longer reaches it.
+    eventually("the subscription to be removed", || {
+        sensor.publish(TEMPERATURE, b"probe", 1, false) == 0x10
+    });
+    let mut humidity = otp_client(&net, "supplier-humidity-sensor");
+    assert_eq!(
+        humidity.publish("Humidity/raw Material", b"40", 1, false),
+        0
+    );
+    // (Probes published before the removal may arrive first.)
+    reader.recv_matching(
+        "the humidity reading",
+        |p| matches!(p, Packet::Publish(p) if p.topic == "Humidity/raw Material"),
+    );
+
+    net.admin_ok("supplier-admin", &["device", "revoke", "--id", SENSOR]);
+    sensor.expect_disconnect(&[0x98]);
+    let hs = otp_connect(net.port(), SENSOR, &net.key(SENSOR), fresh_packet_number());
+    assert_eq!(hs.code, Some(0x87));
+
+    net.admin_ok(
+        "retailer-admin",
+        &[
+            "device",
+            "blacklist",
+            "--id",
+            "retailer-end-device",
+            "--for",
+            "600",
+        ],
+    );
+    reader.expect_disconnect(&[0x98]);
+    let hs = otp_connect(
+        net.port(),
+        "retailer-end-device",
+        &net.key("retailer-end-device"),
+        fresh_packet_number(),
+    );
+    assert_eq!(hs.code, Some(0x8A));
+}
+
+/// Re-authentication (AUTH 0x19) on a live connection, right and wrong.
+fn reauthentication_works_and_a_wrong_proof_disconnects(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let key = net.key(SENSOR);
+    let mut c = otp_client(&net, SENSOR);
+    for (round, good) in [(1, true), (2, false)] {
+        let n = fresh_packet_number();
+        c.send(&Packet::Auth {
+            reason: 0x19,
+            props: Props {
+                authentication_method: Some(AUTH_METHOD.into()),
+                authentication_data: Some(OtpClient::connect_data(SENSOR, n).unwrap()),
+                ..Props::default()
+            },
+        });
+        let challenge = match c.recv() {
+            Packet::Auth {
+                reason: 0x18,
+                props,
+            } => props.authentication_data.unwrap(),
+            other => panic!("round {round}: expected AUTH 0x18, got {other:?}"),
+        };
+        let challenge = OtpClient::challenge(&challenge).unwrap();
+        let mut proof = OtpClient::proof(&key, &challenge, SENSOR, n);
+        if !good {
+            proof[0] ^= 1;
+        }
+        c.send(&Packet::Auth {
+            reason: 0x18,
+            props: Props {
+                authentication_method: Some(AUTH_METHOD.into()),
+                authentication_data: Some(proof.to_vec()),
+                ..Props::default()
+            },
+        });
+        if good {
+            match c.recv() {
+                Packet::Auth { reason: 0x00, .. } => {}
+                other => panic!("expected AUTH 0x00, got {other:?}"),
+            }
+            assert_eq!(c.publish(TEMPERATURE, b"after re-auth", 1, false), 0x10);
+        } else {
+            c.expect_disconnect(&[0x87]);
+        }
+    }
+}
+
+/// Status topics tell a 3.1.1 device (no reason codes) what happened.
+fn status_topics_report_refusals_to_311_devices(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let dev = "manufacturer-end-device";
+    let key = net.key(dev);
+    next_totp_step();
+    let (mut c, code) = totp_connect(net.port(), dev, &key, false);
+    assert_eq!(code, 0);
+    // (`+/+/error`: the topic of the report has the levels of the topic.)
+    for t in [
+        "unauth",
+        "forbidden",
+        "key/success",
+        "key/fail",
+        "+/error",
+        "+/+/error",
+    ] {
+        let granted = c.subscribe(&format!("devices/{dev}/{t}"), 1);
+        assert_eq!(granted, 1, "own status topic {t}");
+    }
+    assert_eq!(c.subscribe("devices/retailer-end-device/key/fail", 1), 0x80);
+    assert_eq!(c.subscribe("devices/#", 1), 0x80);
+    // Each refused filter → forbidden, naming it.
+    assert_eq!(c.subscribe("Configuration/raw Material", 1), 0x80);
+    let reports: Vec<String> = (0..3)
+        .map(|_| {
+            let p = c.recv_publish_ack();
+            assert_eq!(p.topic, format!("devices/{dev}/forbidden"));
+            String::from_utf8_lossy(&p.payload).into_owned()
+        })
+        .collect();
+    assert!(
+        reports[0].contains("devices/retailer-end-device/key/fail"),
+        "{reports:?}"
+    );
+    assert!(reports[1].contains("devices/#"), "{reports:?}");
+    assert!(
+        reports[2].contains("Configuration/raw Material"),
+        "{reports:?}"
+    );
+    // Someone fails to log in as the device → key/fail.
+    let wrong = net.key(SENSOR);
+    assert_eq!(
+        otp_connect(net.port(), dev, &wrong, fresh_packet_number()).code,
+        Some(0x87)
+    );
+    let p = c.recv_publish_ack();
+    assert_eq!(p.topic, format!("devices/{dev}/key/fail"));
+    // A refused publish → <topic>/error, delivered after the reconnect
+    // (the refusal disconnects; 3.1.1 had a PUBACK without a code).
+    assert_eq!(c.publish(TEMPERATURE, b"x", 1, false), 0);
+    c.expect_closed();
+    next_totp_step();
+    let (mut c, code) = totp_connect(net.port(), dev, &key, false);
+    assert_eq!(code, 0);
+    let mut topics: Vec<String> = (0..2)
+        .map(|_| match c.try_recv(Duration::from_secs(5)) {
+            Recv::Packet(Packet::Publish(p)) => {
+                c.ack(&p);
+                p.topic
+            }
+            other => panic!(
+                "expected a status report, got {other:?}\n{}",
+                net.broker.log_tail()
+            ),
+        })
+        .collect();
+    topics.sort();
+    assert_eq!(
+        topics,
+        [
+            format!("devices/{dev}/{TEMPERATURE}/error"),
+            format!("devices/{dev}/key/success"),
+        ]
+    );
+    // Devices may not forge status reports.
+    let mut forger = otp_client(&net, SENSOR);
+    assert_eq!(
+        forger.publish(&format!("devices/{dev}/unauth"), b"{}", 1, false),
+        0x87
+    );
+}
+
+/// CVE-2017-7650 class: a client id or user name with wildcards never
+/// widens a right, it is simply not a registered device.
+fn wildcard_identities_never_widen_rights(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let key = net.key(SENSOR);
+    for id in ["#", "+", "supplier-temperature-sensor/#", "+/+"] {
+        let hs = otp_connect(net.port(), id, &key, fresh_packet_number());
+        assert_eq!(hs.code, Some(0x87), "client id {id:?}");
+        let mut c = Connect::v3(id);
+        c.username = Some(id.into());
+        c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
+        let (_, ack) = Client::connect(net.port(), c);
+        assert_eq!(ack.code, 0x05, "user name {id:?}");
+    }
+    // User name of one device, client id of another: refused.
+    let mut c = Connect::v3("customer-end-device");
+    c.username = Some(SENSOR.into());
+    c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
+    let (_, ack) = Client::connect(net.port(), c);
+    assert_eq!(ack.code, 0x02, "identifier rejected");
+}
+
+/// The walk-through of docs/device-auth.md with `ledgermq device`.
+fn device_owner_walkthrough_from_a_shell(b: Backend) {
+    let Some(net) = Network::start(b, &[]) else {
+        return;
+    };
+    let broker = format!("127.0.0.1:{}", net.port());
+    let device = |bundle: &str, args: &[&str]| -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ledgermq"));
+        cmd.current_dir(&net.dir)
+            .args(["device", "--bundle", &format!("bundles/{bundle}.json")])
+            .args(["--broker", &broker, "--totp-step", "2"])
+            .args(args);
+        cmd
+    };
+    let run = |bundle: &str, args: &[&str]| device(bundle, args).output().unwrap();
+
+    let mut sub = device(
+        "customer-end-device",
+        &["sub", "--topic", TEMPERATURE, "--qos", "1", "--count", "1"],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Publish until the subscriber has its message and exits.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let out = run(
+            SENSOR,
+            &[
+                "pub",
+                "--topic",
+                TEMPERATURE,
+                "--message",
+                "21.5",
+                "--qos",
+                "1",
+            ],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(status) = sub.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the subscriber got nothing");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = sub.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "21.5\n");
+
+    let out = run(
+        "manufacturer-end-device",
+        &[
+            "pub",
+            "--topic",
+            TEMPERATURE,
+            "--message",
+            "forged",
+            "--qos",
+            "1",
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0x87"),
+        "{out:?}"
+    );
+
+    next_totp_step();
+    let out = run(SENSOR, &["--auth", "totp", "connect"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("CONNECTED {SENSOR}")
+    );
+
+    net.admin_ok(
+        "supplier-admin",
+        &[
+            "device",
+            "register",
+            "--org",
+            "supplier",
+            "--id",
+            "supplier-scale",
+            "--topic",
+            "Temperature/raw Material:pub",
+            "--bundle-out",
+            "bundles/supplier-scale.json",
+        ],
+    );
+    eventually("the new device to connect", || {
+        run("supplier-scale", &["connect"]).status.success()
+    });
+    net.admin_ok(
+        "supplier-admin",
+        &["device", "revoke", "--id", "supplier-scale"],
+    );
+    eventually("the revoked device to be refused", || {
+        let out = run("supplier-scale", &["connect"]);
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("0x87")
+    });
+}
+
+macro_rules! on_both_ledgers {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[test] fn $name() { super::$name(super::Backend::Embedded) } )*
+        }
+        mod anvil {
+            $( #[test] fn $name() { super::$name(super::Backend::Anvil) } )*
+        }
+    };
+}
+
+on_both_ledgers!(
+    registration_by_the_org_admin_succeeds_and_by_an_unknown_admin_is_refused,
+    sensor_connects_with_challenge_and_hashed_otp,
+    wrong_hashed_otp_is_refused,
+    unregistered_device_is_refused,
+    replayed_connect_and_captured_auth_are_refused,
+    sensor_data_reaches_exactly_the_authorised_end_devices,
+    unauthorised_publish_is_refused_and_disconnected,
+    refusal_policy_is_configurable_but_qos0_refusals_always_disconnect,
+    brute_force_blacklists_on_the_ledger_for_every_node,
+    ledger_changes_act_on_live_sessions,
+    reauthentication_works_and_a_wrong_proof_disconnects,
+    status_topics_report_refusals_to_311_devices,
+    wildcard_identities_never_widen_rights,
+    device_owner_walkthrough_from_a_shell,
+);
+
+#[test]
+fn ledger_mode_refuses_to_start_without_node_keys_or_with_a_foreign_account() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    apply_supply_chain(dir, None);
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--data-dir",
+            "data",
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger-rpc-listen",
+            "127.0.0.1:0",
+            "--security",
+            "ledger",
+        ];
+        args.extend_from_slice(extra);
+        let out = ledgermq(dir, &args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = serve(&[]);
+    assert!(err.contains("ledger_account and ledger_node_keys"), "{err}");
+    ok(dir, &["admin", "account", "new", "--out", "stranger.key"]);
+    let err = serve(&[
+        "--ledger-account",
+        "stranger.key",
+        "--ledger-node-keys",
+        "keys/broker-supplier.node.json",
+    ]);
+    assert!(err.contains("is for account"), "{err}");
+}
