@@ -1011,6 +1011,81 @@ fn device_owner_walkthrough_from_a_shell(b: Backend) {
     });
 }
 
+/// Accepted packet numbers and TOTP steps survive a restart: a used one
+/// stays used.
+fn replay_counters_survive_a_restart(b: Backend) {
+    let Some(mut net) = Network::start(b, &[("persistence", "true")]) else {
+        return;
+    };
+    let key = net.key(SENSOR);
+    let n = fresh_packet_number();
+    assert_eq!(otp_connect(net.port(), SENSOR, &key, n).code, Some(0));
+    next_totp_step();
+    let code = totp(&key, unix_secs(), TOTP_STEP, 8);
+    let login = |port: u16| {
+        let mut c = Connect::v3(SENSOR);
+        c.username = Some(SENSOR.into());
+        c.password = Some(code.clone().into_bytes());
+        Client::connect(port, c).1.code
+    };
+    assert_eq!(login(net.port()), 0);
+    net.broker.restart();
+    assert_eq!(otp_connect(net.port(), SENSOR, &key, n).code, Some(0x87));
+    assert_eq!(
+        login(net.port()),
+        0x04,
+        "the TOTP code was used before the restart"
+    );
+    assert_eq!(otp_connect(net.port(), SENSOR, &key, n + 1).code, Some(0));
+}
+
+/// With its ledger unreachable a broker keeps deciding from the registry
+/// it has read, and a ban it decides holds on this node meanwhile.
+#[test]
+fn a_broker_keeps_serving_when_its_ledger_goes_down() {
+    let opts = [
+        ("auth-failure-limit", "2"),
+        ("auth-failure-delay-max-ms", "100"),
+    ];
+    let Some(mut net) = Network::start(Backend::Anvil, &opts) else {
+        return;
+    };
+    let mut reader = otp_client(&net, "customer-end-device");
+    assert_eq!(reader.subscribe(TEMPERATURE, 1), 1);
+    drop(net.anvil.take()); // the ledger is gone
+    let mut sensor = otp_client(&net, SENSOR);
+    assert_eq!(sensor.publish(TEMPERATURE, b"20.1", 1, false), 0);
+    assert_eq!(reader.recv_publish().payload, b"20.1");
+    let mut c = otp_client(&net, "manufacturer-end-device");
+    assert_eq!(c.publish(TEMPERATURE, b"x", 1, false), 0x87);
+    let wrong = net.key("supplier-humidity-sensor");
+    let key = net.key("retailer-end-device");
+    for _ in 0..2 {
+        let hs = otp_connect(
+            net.port(),
+            "retailer-end-device",
+            &wrong,
+            fresh_packet_number(),
+        );
+        assert_eq!(hs.code, Some(0x87));
+    }
+    let hs = otp_connect(
+        net.port(),
+        "retailer-end-device",
+        &key,
+        fresh_packet_number(),
+    );
+    assert_eq!(
+        hs.code,
+        Some(0x8A),
+        "banned locally while the ledger is down"
+    );
+    eventually("the broker to retry the blacklist entry", || {
+        let log = std::fs::read_to_string(net.broker.path("broker-1.log")).unwrap_or_default();
+        log.contains("cannot record the blacklist entry yet")
+    });
+}
+
 macro_rules! on_both_ledgers {
     ($($name:ident),* $(,)?) => {
         mod embedded {
@@ -1037,6 +1112,7 @@ on_both_ledgers!(
     status_topics_report_refusals_to_311_devices,
     wildcard_identities_never_widen_rights,
     device_owner_walkthrough_from_a_shell,
+    replay_counters_survive_a_restart,
 );
 
 #[test]
