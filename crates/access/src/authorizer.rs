@@ -21,6 +21,12 @@ impl Authorizer for LedgerAuthorizer {
         !reserved && self.0.directory.view.can_publish(&who.client_id, topic)
     }
 
+    /// A right is only ever lost through a ledger event, which starts a new
+    /// generation of the view (a ban expiring only widens rights).
+    fn publish_epoch(&self) -> Option<u64> {
+        Some(self.0.directory.view.generation())
+    }
+
     fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool {
         let device = &who.client_id;
         if self.0.settings.status_topics && is_own_status_filter(device, filter) {

@@ -714,6 +714,23 @@ fn ledger_changes_act_on_live_sessions(b: Backend) {
         "the humidity reading",
         |p| matches!(p, Packet::Publish(p) if p.topic == "Humidity/raw Material"),
     );
+    // A publish right lost on the ledger stops the next PUBLISH, even to the
+    // topic the device has just been allowed to publish to.
+    net.admin_ok(
+        "supplier-admin",
+        &[
+            "right",
+            "revoke",
+            "--device",
+            "supplier-humidity-sensor",
+            "--topic",
+            "Humidity/raw Material",
+        ],
+    );
+    eventually("the publish right to be gone", || {
+        humidity.publish("Humidity/raw Material", b"41", 1, false) == 0x87
+    });
+    humidity.expect_disconnect(&[0x87]);
 
     net.admin_ok("supplier-admin", &["device", "revoke", "--id", SENSOR]);
     sensor.expect_disconnect(&[0x98]);

@@ -128,6 +128,15 @@ pub enum AfterRefusal {
 
 pub trait Authorizer: Send + Sync {
     fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool;
+
+    /// A number that changes whenever an allowed PUBLISH may become refused
+    /// (rights changed). While it stays the same, a connection reuses its
+    /// last "allowed" answer for the same topic instead of asking again:
+    /// the publish hot path then costs one string comparison. `None` (the
+    /// default) asks every time.
+    fn publish_epoch(&self) -> Option<u64> {
+        None
+    }
     /// `filter` is the topic filter without any `$share/group/` prefix.
     fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool;
 

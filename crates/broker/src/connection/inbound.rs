@@ -54,6 +54,9 @@ pub(crate) struct Connection {
     /// A QoS 1/2 message was queued for other sessions since the last
     /// write, and its acknowledgement should wait for their deliveries.
     pub routed: bool,
+    /// The last topic this connection was allowed to publish to, and the
+    /// authorizer's epoch then (see [`Authorizer::publish_epoch`]).
+    allowed_publish: Option<(u64, String)>,
 }
 
 type Step = Result<(), Ending>;
@@ -83,7 +86,33 @@ impl Connection {
             pending_acks: Arc::new(AtomicUsize::new(0)),
             congested: Vec::new(),
             routed: false,
+            allowed_publish: None,
         }
+    }
+
+    /// Asks the authorizer, unless the same topic was allowed under the
+    /// same epoch (rights only ever narrow with an epoch change).
+    fn may_publish(&mut self, topic: &str) -> bool {
+        let authorizer = &self.broker.authorizer;
+        let epoch = authorizer.publish_epoch();
+        if let (Some(now), Some((then, last))) = (epoch, &self.allowed_publish) {
+            if now == *then && last == topic {
+                return true;
+            }
+        }
+        let allowed = authorizer.can_publish(&self.identity, topic);
+        match (allowed, epoch, &mut self.allowed_publish) {
+            (true, Some(now), Some((then, last))) => {
+                // Reuse the buffer: a client cycling through topics does
+                // not pay an allocation per PUBLISH.
+                *then = now;
+                last.clear();
+                last.push_str(topic);
+            }
+            (true, Some(now), memo) => *memo = Some((now, topic.to_owned())),
+            (_, _, memo) => *memo = None,
+        }
+        allowed
     }
 
     fn v5(&self) -> bool {
@@ -212,7 +241,7 @@ impl Connection {
             refuse(self, ReasonCode::PAYLOAD_FORMAT_INVALID);
             return Ok(());
         }
-        if !self.broker.authorizer.can_publish(&self.identity, &p.topic) {
+        if !self.may_publish(&p.topic) {
             tracing::info!(
                 client_id = self.identity.client_id,
                 topic = p.topic,

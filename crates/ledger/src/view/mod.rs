@@ -86,6 +86,7 @@ impl RegistryViewBuilder {
             poll_interval: self.poll_interval,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next_block: AtomicU64::new(self.from_block),
+            generation: AtomicU64::new(0),
             events,
             refresh_lock: tokio::sync::Mutex::new(()),
         });
@@ -103,6 +104,8 @@ pub struct RegistryView {
     snapshot: ArcSwap<Snapshot>,
     /// First block not yet read.
     next_block: AtomicU64,
+    /// Bumped each time a new snapshot is published.
+    generation: AtomicU64,
     events: broadcast::Sender<RegistryEvent>,
     refresh_lock: tokio::sync::Mutex<()>,
 }
@@ -126,6 +129,13 @@ impl RegistryView {
     /// The last block whose events are in the view.
     pub fn last_block(&self) -> u64 {
         self.next_block.load(Ordering::Acquire).saturating_sub(1)
+    }
+
+    /// A number that changes each time the registry state changes (any
+    /// event read): answers of the hot-path lookups can only differ between
+    /// two different generations, or as blacklist entries expire.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The current state, for inspection beyond the hot-path lookups.
@@ -173,6 +183,7 @@ impl RegistryView {
         if let Some(mut state) = next {
             state.block = latest;
             self.snapshot.store(Arc::new(state));
+            self.generation.fetch_add(1, Ordering::Release);
         }
         self.next_block.store(latest + 1, Ordering::Release);
         for note in notes {
