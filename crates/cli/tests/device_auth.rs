@@ -1103,6 +1103,74 @@ fn a_broker_keeps_serving_when_its_ledger_goes_down() {
     });
 }
 
+/// `ledgermq bench auth` logs provisioned devices in with both methods and
+/// counts every login (no timing is asserted: speed lives in the bench).
+#[test]
+fn bench_auth_logs_devices_in_with_otp_and_totp() {
+    let Some(net) = Network::start(Backend::Embedded, &[]) else {
+        return;
+    };
+    let bundles = net.dir.join("bundles");
+    let port = net.port().to_string();
+    let bench = |method: &str| -> String {
+        ok(
+            &net.dir,
+            &[
+                "bench",
+                "auth",
+                "--port",
+                &port,
+                "--bundles",
+                bundles.to_str().unwrap(),
+                "--prefix",
+                "retailer-",
+                "--method",
+                method,
+                "--duration",
+                "1",
+                "--concurrency",
+                "1",
+                "--totp-step",
+                "2",
+                "--json",
+            ],
+        )
+    };
+    let field = |json: &str, key: &str| -> u64 {
+        let at = json
+            .find(&format!("\"{key}\":"))
+            .unwrap_or_else(|| panic!("{key} in {json}"));
+        let rest = &json[at + key.len() + 3..];
+        rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+    };
+    let otp = bench("otp");
+    assert!(field(&otp, "logins") >= 1, "{otp}");
+    assert_eq!(field(&otp, "failures"), 0, "{otp}");
+    next_totp_step();
+    let totp = bench("totp");
+    // Every retailer device logs in once.
+    let devices = field(&totp, "devices");
+    assert!(devices >= 1, "{totp}");
+    assert_eq!(field(&totp, "logins"), devices, "{totp}");
+    assert_eq!(field(&totp, "failures"), 0, "{totp}");
+    // No bundles: a clear error, not a run that measures nothing.
+    let missing = net.dir.join("no-bundles");
+    std::fs::create_dir_all(&missing).unwrap();
+    let out = ledgermq(
+        &net.dir,
+        &[
+            "bench",
+            "auth",
+            "--port",
+            &port,
+            "--bundles",
+            missing.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no provisioning bundles"));
+}
+
 macro_rules! on_both_ledgers {
     ($($name:ident),* $(,)?) => {
         mod embedded {

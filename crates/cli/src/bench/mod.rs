@@ -6,13 +6,18 @@
 //! warm-up plus the measured duration, and subscribers drain until every
 //! expected message has arrived or the broker has been silent for the grace
 //! period. Payload stamps carry what the report needs ([`stats`]), so the
-//! clients share nothing while the clock runs. See docs/bench.md.
+//! clients share nothing while the clock runs. With `--otp-bundles` every
+//! client logs in with `LMQ-OTP-1` as a provisioned device, so a
+//! ledger-mode broker can be measured too. `ledgermq bench auth` measures
+//! the device logins themselves ([`auth`]). See docs/bench.md.
 
+mod auth;
 mod client;
 mod stats;
 mod wire;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,11 +26,12 @@ use anyhow::{anyhow, bail, Context, Result};
 use ledgermq_proto::{ConnAck, Protocol, QoS};
 use tokio::task::JoinHandle;
 
+use auth::{next_packet_number, Device};
 use client::{
     Expect, Progress, PublisherPlan, PublisherReport, Schedule, SubscriberReport, STAMP_LEN,
 };
 use stats::Histogram;
-use wire::Wire;
+use wire::{OtpLogin, Wire};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -45,7 +51,10 @@ impl Mode {
 }
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub command: Option<BenchCommand>,
     /// Broker host name or address.
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -92,6 +101,21 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// Log every connection in with LMQ-OTP-1 as a device of these
+    /// provisioning bundles (client id = device id; one device per
+    /// connection), for a broker in ledger security mode. The devices need
+    /// publish and subscribe rights on bench/#.
+    #[arg(long, value_name = "DIR")]
+    pub otp_bundles: Option<PathBuf>,
+    /// With --otp-bundles: only bundles whose file name starts with this.
+    #[arg(long, default_value = auth::DEFAULT_PREFIX, requires = "otp_bundles")]
+    pub otp_prefix: String,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCommand {
+    /// Measure device logins: LMQ-OTP-1 handshakes or TOTP logins per second.
+    Auth(auth::AuthArgs),
 }
 
 fn parse_protocol(s: &str) -> Result<u8, String> {
@@ -160,12 +184,34 @@ impl BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
+    if let Some(BenchCommand::Auth(auth_args)) = args.command {
+        return auth::run(auth_args);
+    }
     args.validate()?;
+    let devices = match &args.otp_bundles {
+        Some(dir) => {
+            if args.protocol != 5 {
+                bail!("--otp-bundles needs --protocol 5 (LMQ-OTP-1 uses MQTT 5 AUTH packets)");
+            }
+            let devices = auth::load_devices(dir, &args.otp_prefix)?;
+            let needed = args.publishers + args.subscribers;
+            if devices.len() < needed {
+                bail!(
+                    "{} has {} device bundles named {}*, but {needed} connections need one each",
+                    dir.display(),
+                    devices.len(),
+                    args.otp_prefix
+                );
+            }
+            Some(Arc::new(devices))
+        }
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let outcome = runtime.block_on(execute(&args));
+    let outcome = runtime.block_on(execute(&args, devices));
     runtime.shutdown_timeout(Duration::from_millis(200));
     let outcome = outcome?;
     if args.json {
@@ -192,11 +238,15 @@ struct Outcome {
     latency: Histogram,
 }
 
-async fn execute(args: &BenchArgs) -> Result<Outcome> {
+/// Devices the clients log in as: subscriber i is device i, publisher i
+/// device `subscribers + i`.
+type Devices = Option<Arc<Vec<Device>>>;
+
+async fn execute(args: &BenchArgs, devices: Devices) -> Result<Outcome> {
     let run_id = run_id();
     let qos = args.qos();
-    let subscribers = connect_subscribers(args, &run_id).await?;
-    let publishers = connect_publishers(args, &run_id).await?;
+    let subscribers = connect_subscribers(args, &run_id, &devices).await?;
+    let publishers = connect_publishers(args, &run_id, &devices).await?;
     let window = negotiate_window(args, &publishers)?;
 
     let epoch = Instant::now();
@@ -258,20 +308,50 @@ async fn execute(args: &BenchArgs) -> Result<Outcome> {
     Ok(Outcome::tally(args, window, &published, &received))
 }
 
+/// Opens one client's connection: anonymously with `anonymous_id`, or as
+/// device `device` of `devices`.
+async fn connect_client(
+    args: (String, u16, Protocol, u16),
+    anonymous_id: String,
+    devices: Devices,
+    device: usize,
+) -> Result<(Wire, ConnAck)> {
+    let (host, port, protocol, keep_alive) = args;
+    match devices.as_deref().map(|d| &d[device]) {
+        None => Wire::connect(&host, port, anonymous_id, protocol, keep_alive, None).await,
+        Some(d) => {
+            let otp = OtpLogin {
+                key: &d.key,
+                packet_number: next_packet_number(0),
+            };
+            Wire::connect(&host, port, d.id.clone(), protocol, keep_alive, Some(otp)).await
+        }
+    }
+}
+
 /// Connects every subscriber and waits for all their SUBACKs.
-async fn connect_subscribers(args: &BenchArgs, run_id: &str) -> Result<Vec<Wire>> {
-    let (protocol, qos) = (args.protocol(), args.qos());
+async fn connect_subscribers(
+    args: &BenchArgs,
+    run_id: &str,
+    devices: &Devices,
+) -> Result<Vec<Wire>> {
+    let qos = args.qos();
     let tasks = (0..args.subscribers)
         .map(|i| {
-            let (host, client_id) = (args.host.clone(), format!("lmqb{run_id}s{i}"));
+            let target = (
+                args.host.clone(),
+                args.port,
+                args.protocol(),
+                args.keep_alive,
+            );
+            let client_id = format!("lmqb{run_id}s{i}");
             let filter = match args.mode {
                 Mode::Pairs => format!("bench/{run_id}/{i}"),
                 Mode::Fanout => format!("bench/{run_id}/#"),
             };
-            let (port, keep_alive) = (args.port, args.keep_alive);
+            let devices = devices.clone();
             tokio::spawn(async move {
-                let (mut wire, _) =
-                    Wire::connect(&host, port, client_id, protocol, keep_alive).await?;
+                let (mut wire, _) = connect_client(target, client_id, devices, i).await?;
                 let granted = wire.subscribe(&filter, qos).await?;
                 if granted < qos {
                     eprintln!(
@@ -288,15 +368,22 @@ async fn connect_subscribers(args: &BenchArgs, run_id: &str) -> Result<Vec<Wire>
 }
 
 /// Connects every publisher, keeping each CONNACK for its limits.
-async fn connect_publishers(args: &BenchArgs, run_id: &str) -> Result<Vec<(Wire, ConnAck)>> {
-    let protocol = args.protocol();
+async fn connect_publishers(
+    args: &BenchArgs,
+    run_id: &str,
+    devices: &Devices,
+) -> Result<Vec<(Wire, ConnAck)>> {
     let tasks = (0..args.publishers)
         .map(|i| {
-            let (host, client_id) = (args.host.clone(), format!("lmqb{run_id}p{i}"));
-            let (port, keep_alive) = (args.port, args.keep_alive);
-            tokio::spawn(async move {
-                Wire::connect(&host, port, client_id, protocol, keep_alive).await
-            })
+            let target = (
+                args.host.clone(),
+                args.port,
+                args.protocol(),
+                args.keep_alive,
+            );
+            let client_id = format!("lmqb{run_id}p{i}");
+            let device = args.subscribers + i;
+            tokio::spawn(connect_client(target, client_id, devices.clone(), device))
         })
         .collect();
     join_all(tasks).await.context("setting up publishers")
@@ -449,6 +536,13 @@ impl Outcome {
             args.duration,
             args.warmup,
         );
+        if args.otp_bundles.is_some() {
+            let _ = writeln!(
+                out,
+                "  every client logged in with LMQ-OTP-1 as a {}* device",
+                args.otp_prefix
+            );
+        }
         let mut row = |name: &str, value: String| {
             let _ = writeln!(out, "  {name:<13} {value}");
         };
@@ -516,7 +610,7 @@ impl Outcome {
                 "\"expected\":{expected},\"received\":{received},\"throughput\":{throughput:.1},",
                 "\"send_rate\":{send_rate:.1},\"loss\":{loss},\"loss_pct\":{loss_pct:.4},",
                 "\"duplicates\":{duplicates},\"malformed\":{malformed},\"unacked\":{unacked},",
-                "\"rejected\":{rejected},\"latency_us\":{latency}}}"
+                "\"rejected\":{rejected},\"latency_us\":{latency},\"login\":\"{login}\"}}"
             ),
             host = args.host,
             port = args.port,
@@ -543,6 +637,11 @@ impl Outcome {
             unacked = self.unacked,
             rejected = self.rejected,
             latency = latency,
+            login = if args.otp_bundles.is_some() {
+                "lmq-otp-1"
+            } else {
+                "anonymous"
+            },
         )
     }
 }

@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::{Buf, BytesMut};
 use ledgermq_proto::{
-    decode, encode, encode_outgoing_publish, ConnAck, Connect, Disconnect, OutgoingPublish, Packet,
-    Properties, Protocol, QoS, ReasonCode, Subscribe, SubscriptionOptions, MAX_PACKET_SIZE,
+    decode, encode, encode_outgoing_publish, Auth, ConnAck, Connect, Disconnect, OutgoingPublish,
+    Packet, Properties, Protocol, QoS, ReasonCode, Subscribe, SubscriptionOptions, MAX_PACKET_SIZE,
 };
+use ledgermq_security::{OtpClient, OtpKey, AUTH_METHOD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -35,6 +36,13 @@ pub enum Io {
     Timer,
 }
 
+/// `LMQ-OTP-1` credentials of one connection; its client id is the device id.
+pub struct OtpLogin<'a> {
+    pub key: &'a OtpKey,
+    /// Above every packet number the device used before.
+    pub packet_number: u64,
+}
+
 pub struct Wire {
     stream: TcpStream,
     protocol: Protocol,
@@ -48,13 +56,16 @@ pub struct Wire {
 
 impl Wire {
     /// Opens a TCP connection and completes CONNECT/CONNACK with a clean
-    /// session. Fails with the broker's reason code if it refuses.
+    /// session, anonymously or, given `otp`, with an `LMQ-OTP-1` exchange
+    /// (MQTT 5 only) in between. Fails with the broker's reason code if it
+    /// refuses.
     pub async fn connect(
         host: &str,
         port: u16,
         client_id: String,
         protocol: Protocol,
         keep_alive: u16,
+        otp: Option<OtpLogin<'_>>,
     ) -> Result<(Wire, ConnAck)> {
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect((host, port)))
             .await
@@ -74,6 +85,15 @@ impl Wire {
             // Acknowledgements are immediate, so let the broker stream.
             properties.receive_maximum = Some(u16::MAX);
         }
+        if let Some(otp) = &otp {
+            if protocol != Protocol::V5 {
+                bail!("LMQ-OTP-1 needs MQTT 5 (--protocol 5)");
+            }
+            let data = OtpClient::connect_data(&client_id, otp.packet_number)
+                .map_err(|e| anyhow!("{client_id}: {e}"))?;
+            properties.authentication_method = Some(AUTH_METHOD.into());
+            properties.authentication_data = Some(data.into());
+        }
         wire.queue(&Packet::Connect(Connect {
             protocol,
             clean_start: true,
@@ -84,11 +104,20 @@ impl Wire {
             password: None,
             properties,
         }))?;
-        let reply = wire
-            .handshake_reply("CONNACK", |p| matches!(p, Packet::ConnAck(_)))
-            .await?;
-        let Packet::ConnAck(ack) = reply else {
-            unreachable!("filtered above")
+        let ack = loop {
+            let reply = wire
+                .handshake_reply("CONNACK", |p| {
+                    matches!(p, Packet::ConnAck(_) | Packet::Auth(_))
+                })
+                .await?;
+            match (reply, &otp) {
+                (Packet::ConnAck(ack), _) => break ack,
+                (Packet::Auth(auth), Some(otp)) => wire.answer_challenge(auth, otp)?,
+                (Packet::Auth(_), None) => {
+                    bail!("{}: unexpected AUTH from the broker", wire.name)
+                }
+                _ => unreachable!("filtered above"),
+            }
         };
         if ack.reason.is_error() {
             bail!(
@@ -99,6 +128,35 @@ impl Wire {
             );
         }
         Ok((wire, ack))
+    }
+
+    /// Step 3 of `LMQ-OTP-1`: the proof for the broker's challenge.
+    fn answer_challenge(&mut self, auth: Auth, otp: &OtpLogin<'_>) -> Result<()> {
+        let p = &auth.properties;
+        if auth.reason != ReasonCode::CONTINUE_AUTHENTICATION
+            || p.authentication_method.as_deref() != Some(AUTH_METHOD)
+        {
+            bail!(
+                "{}: the broker sent AUTH {} with method {:?}, not an {AUTH_METHOD} challenge",
+                self.name,
+                auth.reason,
+                p.authentication_method
+            );
+        }
+        let challenge = p
+            .authentication_data
+            .as_deref()
+            .and_then(OtpClient::challenge)
+            .ok_or_else(|| anyhow!("{}: the {AUTH_METHOD} challenge is not 32 bytes", self.name))?;
+        let proof = OtpClient::proof(otp.key, &challenge, &self.name, otp.packet_number);
+        self.queue(&Packet::Auth(Auth {
+            reason: ReasonCode::CONTINUE_AUTHENTICATION,
+            properties: Properties {
+                authentication_method: Some(AUTH_METHOD.into()),
+                authentication_data: Some(proof.to_vec().into()),
+                ..Default::default()
+            },
+        }))
     }
 
     /// Subscribes to one filter and waits for a successful SUBACK.
