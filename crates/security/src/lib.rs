@@ -12,6 +12,7 @@
 mod client;
 mod error;
 mod key;
+pub mod scac;
 mod server;
 pub mod totp;
 pub mod wire;
