@@ -12,6 +12,7 @@ use ledgermq_broker::auth::{
     AuthExchange, AuthStep, Authenticated, Authenticator, LoginAttempt, Refusal,
 };
 use ledgermq_proto::ReasonCode;
+use ledgermq_security::scac::Suite;
 use ledgermq_security::{
     AwaitingProof, DeviceStatus, OtpDirectory, OtpError, OtpServer, TotpVerifier, AUTH_METHOD,
 };
@@ -78,10 +79,21 @@ impl Authenticator for LedgerAuthenticator {
 
     fn begin(&self, attempt: &LoginAttempt<'_>, method: &str, data: &[u8]) -> AuthStep {
         let access = &self.0;
+        let scac = access.scac.get();
+        if let (Some(scac), Some(suite)) = (scac, Suite::from_method(method)) {
+            if scac.enabled(suite) {
+                return access.scac_begin(scac, attempt, suite, data);
+            }
+        }
         if method != AUTH_METHOD {
+            let mut enabled = vec![AUTH_METHOD];
+            enabled.extend(scac.map(|s| s.methods()).unwrap_or_default());
             return AuthStep::Done(Err(Refusal::new(
                 ReasonCode::BAD_AUTHENTICATION_METHOD,
-                format!("authentication method {method:?} is not enabled (use {AUTH_METHOD})"),
+                format!(
+                    "authentication method {method:?} is not enabled (enabled: {})",
+                    enabled.join(", ")
+                ),
             )));
         }
         let server = OtpServer::new(access.settings.challenge_lifetime.as_millis() as u64);
@@ -178,7 +190,7 @@ impl AuthExchange for OtpExchange {
 }
 
 /// Refuses a device that is unknown, revoked or banned right now.
-fn admissible(access: &Access, device_id: &str) -> Result<(), OtpError> {
+pub(crate) fn admissible(access: &Access, device_id: &str) -> Result<(), OtpError> {
     let device_id = device_id.to_owned();
     match access.directory.status(&device_id) {
         DeviceStatus::Active => Ok(()),
@@ -192,7 +204,7 @@ fn admissible(access: &Access, device_id: &str) -> Result<(), OtpError> {
 }
 
 /// A device's client id is its device id (or empty, and then assigned).
-fn same_client(attempt: &LoginAttempt<'_>, device_id: &str) -> Result<(), Refusal> {
+pub(crate) fn same_client(attempt: &LoginAttempt<'_>, device_id: &str) -> Result<(), Refusal> {
     if attempt.client_id.is_empty() || attempt.client_id == device_id {
         Ok(())
     } else {
@@ -222,16 +234,17 @@ fn device_of(e: &OtpError) -> Option<&str> {
 
 impl Access {
     /// Bookkeeping of a success: failure history wiped, status report.
-    fn succeeded(&self, device_id: &str, method: &str) -> Authenticated {
+    pub(crate) fn succeeded(&self, device_id: &str, method: &str) -> Authenticated {
         self.failures.succeeded(device_id);
         self.status.key_success(device_id, method);
         tracing::debug!(device_id, method, "device authenticated");
         Authenticated {
             client_id: Some(device_id.to_owned()),
+            protection: None,
         }
     }
 
-    fn otp_failed(
+    pub(crate) fn otp_failed(
         &self,
         device_id: Option<&str>,
         attempt: &LoginAttempt<'_>,
@@ -246,7 +259,7 @@ impl Access {
     }
 
     /// Counts a failure, decides the delay and, at the limit, the ban.
-    fn failed(
+    pub(crate) fn failed(
         &self,
         device_id: Option<&str>,
         attempt: &LoginAttempt<'_>,

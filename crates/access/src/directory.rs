@@ -60,6 +60,11 @@ impl DeviceDirectory {
         }
     }
 
+    /// This broker node's account.
+    pub fn account(&self) -> Address {
+        self.account
+    }
+
     /// Bans `device_id` on this node at once, until `until` (Unix seconds).
     pub fn ban_locally(&self, device_id: &str, until: u64) {
         self.local_bans.lock().insert(device_id.to_owned(), until);

@@ -20,6 +20,7 @@ mod counters;
 mod directory;
 mod enforcement;
 mod failures;
+mod scac;
 mod settings;
 pub mod status;
 
@@ -35,6 +36,7 @@ use ledgermq_ledger::{Ledger, LedgerError, LocalAccount, RegistryView, Signer};
 pub use authenticator::LedgerAuthenticator;
 pub use authorizer::LedgerAuthorizer;
 pub use counters::{AuthCounters, CounterKind, CountersError};
+pub use scac::ScacConfig;
 pub use settings::AccessSettings;
 
 use directory::DeviceDirectory;
@@ -57,6 +59,8 @@ pub enum AccessError {
     AgreementKeyMismatch { account: Address },
     #[error(transparent)]
     Counters(#[from] CountersError),
+    #[error("SCAC: {0}")]
+    Scac(String),
 }
 
 /// State shared by the authenticator, the authorizer and the enforcer.
@@ -68,6 +72,8 @@ pub(crate) struct Access {
     registry: RegistryClient,
     signer: Arc<LocalAccount>,
     runtime: tokio::runtime::Handle,
+    /// SCAC, once enabled ([`LedgerSecurity::enable_scac`]).
+    scac: std::sync::OnceLock<scac::ScacService>,
 }
 
 /// The ledger security mode, ready to be handed to a broker.
@@ -122,11 +128,23 @@ impl LedgerSecurity {
             registry: RegistryClient::new(ledger, deployment.registry),
             signer: Arc::new(account),
             runtime: tokio::runtime::Handle::current(),
+            scac: std::sync::OnceLock::new(),
             settings,
         };
         Ok(LedgerSecurity {
             access: Arc::new(access),
         })
+    }
+
+    /// Serves the `SCACAuth-*` methods of `config` from now on, after
+    /// checking its keys against the registry. Call once, before
+    /// [`LedgerSecurity::security`]'s broker starts.
+    pub fn enable_scac(&self, config: ScacConfig) -> Result<(), AccessError> {
+        let service = scac::ScacService::new(&self.access, config)?;
+        self.access
+            .scac
+            .set(service)
+            .map_err(|_| AccessError::Scac("already enabled".into()))
     }
 
     /// The authenticator and authorizer to start the broker with.

@@ -111,7 +111,29 @@ pub struct Config {
     pub disconnect_on_refused_publish: bool,
     /// Publish `devices/<id>/…` status reports for devices.
     pub status_topics: bool,
+
+    // ----- SCAC mutual authentication (ledger mode, see docs/scac.md)
+    /// Enabled `SCACAuth-*` methods; empty disables SCAC. The compatibility
+    /// suite `SCACAuth-RSAPKCS1-2048-AES-128` is off unless listed here.
+    pub scac_suites: Vec<String>,
+    /// The broker's Ed25519 key for the default suite, as a key reference
+    /// (`file:DIR#NAME` or `pkcs11:…`, docs/keystore.md). Unset: the
+    /// signing key of `ledger_node_keys`. Its public key must be the one
+    /// registered for this broker node.
+    pub scac_broker_key: Option<String>,
+    /// The broker's RSA-2048 key for the compatibility suite (key reference).
+    pub scac_rsa_broker_key: Option<String>,
+    /// Compatibility suite: directory of the devices' RSA public keys,
+    /// `<UID>.pem` (SubjectPublicKeyInfo PEM); the ledger only holds
+    /// Ed25519 and X25519 device keys.
+    pub scac_rsa_device_keys: Option<PathBuf>,
+    /// After a failed SCAC authentication, new attempts naming the same UID
+    /// are refused for this many seconds (0 = never).
+    pub scac_lockout: u64,
 }
+
+/// The SCAC suite enabled by default (docs/scac.md).
+pub const DEFAULT_SCAC_SUITE: &str = "SCACAuth-Ed25519-256-ChaCha20Poly1305-256";
 
 /// Who decides authentication and authorisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -176,6 +198,11 @@ impl Default for Config {
             auth_failure_delay_max_ms: 5000,
             disconnect_on_refused_publish: true,
             status_topics: true,
+            scac_suites: vec![DEFAULT_SCAC_SUITE.to_owned()],
+            scac_broker_key: None,
+            scac_rsa_broker_key: None,
+            scac_rsa_device_keys: None,
+            scac_lockout: 30,
         }
     }
 }

@@ -170,6 +170,18 @@ enum DeviceCmd {
         #[arg(long)]
         id: String,
     },
+    /// Replace a device's public keys (e.g. a signing key generated inside
+    /// the device's smart card or HSM, for SCAC). Keys not given stay.
+    Keys {
+        #[arg(long)]
+        id: String,
+        /// Ed25519 public key, 32 bytes hex.
+        #[arg(long, value_name = "HEX")]
+        signing_key: Option<alloy_primitives::B256>,
+        /// X25519 public key, 32 bytes hex.
+        #[arg(long, value_name = "HEX")]
+        agreement_key: Option<alloy_primitives::B256>,
+    },
     List,
     Show {
         id: String,
@@ -413,6 +425,24 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
                 Some(d) => out!("device {id} blacklisted for {d} s (reason {reason})"),
                 None => out!("device {id} blacklisted indefinitely (reason {reason})"),
             }
+        }
+        AdminCmd::Device(DeviceCmd::Keys {
+            id,
+            signing_key,
+            agreement_key,
+        }) => {
+            if signing_key.is_none() && agreement_key.is_none() {
+                return Err(anyhow::anyhow!(
+                    "give --signing-key, --agreement-key or both"
+                ));
+            }
+            let dev = r.get_device(id).await.map_err(ledger_error)?;
+            let signing = signing_key.unwrap_or(dev.signing_key);
+            let agreement = agreement_key.unwrap_or(dev.agreement_key);
+            r.update_device_keys(&signer(&args)?, id, signing, agreement)
+                .await
+                .map_err(ledger_error)?;
+            out!("device {id} keys updated: signing_key={signing} agreement_key={agreement}");
         }
         AdminCmd::Device(DeviceCmd::Unblacklist { id }) => {
             r.lift_blacklist(&signer(&args)?, id)

@@ -9,15 +9,19 @@ use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ledgermq_access::{AccessSettings, LedgerSecurity};
+use ledgermq_access::{AccessSettings, LedgerSecurity, ScacConfig};
 use ledgermq_broker::auth::PasswordFile;
 use ledgermq_broker::config::SecurityMode;
 use ledgermq_broker::Config;
+use ledgermq_keystore::software::SoftwareEd25519;
+use ledgermq_keystore::{Ed25519Signer, KeyHandle, KeyRef};
 use ledgermq_ledger::admin::BrokerNodeFile;
 use ledgermq_ledger::contracts::Deployment;
 use ledgermq_ledger::{
     ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerHandle,
 };
+
+use ledgermq_security::scac::{LocalKey, Suite};
 
 use crate::ledger_cmd::{CHAIN_SUBDIR, DEPLOYMENT_FILE};
 
@@ -147,6 +151,23 @@ pub struct ServeArgs {
     /// Publish devices/<id>/... status reports [default: true].
     #[arg(long)]
     status_topics: Option<bool>,
+    /// Enabled SCACAuth-* methods, comma-separated; "none" disables SCAC
+    /// [default: SCACAuth-Ed25519-256-ChaCha20Poly1305-256].
+    #[arg(long, value_name = "METHODS")]
+    scac_suites: Option<String>,
+    /// The broker's Ed25519 SCAC key (file:DIR#NAME or pkcs11:...)
+    /// [default: the signing key of --ledger-node-keys].
+    #[arg(long, value_name = "KEYREF")]
+    scac_broker_key: Option<String>,
+    /// The broker's RSA-2048 key for the SCAC compatibility suite.
+    #[arg(long, value_name = "KEYREF")]
+    scac_rsa_broker_key: Option<String>,
+    /// SCAC compatibility suite: directory of device RSA public keys (<UID>.pem).
+    #[arg(long, value_name = "DIR")]
+    scac_rsa_device_keys: Option<PathBuf>,
+    /// Seconds a UID is refused after a failed SCAC authentication [default: 30].
+    #[arg(long)]
+    scac_lockout: Option<u64>,
 }
 
 impl ServeArgs {
@@ -187,8 +208,15 @@ impl ServeArgs {
             blacklist_duration,
             auth_failure_delay_max_ms,
             disconnect_on_refused_publish,
-            status_topics
+            status_topics,
+            scac_lockout
         );
+        if let Some(list) = self.scac_suites {
+            c.scac_suites = match list.trim() {
+                "none" | "" => Vec::new(),
+                list => list.split(',').map(|m| m.trim().to_owned()).collect(),
+            };
+        }
         set_opt!(
             tls_listen,
             tls_cert,
@@ -203,7 +231,10 @@ impl ServeArgs {
             ledger_rpc,
             ledger_deployment,
             ledger_account,
-            ledger_node_keys
+            ledger_node_keys,
+            scac_broker_key,
+            scac_rsa_broker_key,
+            scac_rsa_device_keys
         );
         Ok(c)
     }
@@ -337,6 +368,14 @@ async fn ledger_security(
     let security = LedgerSecurity::start(ledger, deployment, account, &node, settings, poll)
         .await
         .context("cannot start the ledger security mode")?;
+    let scac = scac_config(config, &node)?;
+    let methods: Vec<&str> = scac.suites.iter().map(|s| s.method()).collect();
+    security
+        .enable_scac(scac)
+        .context("cannot enable SCAC authentication")?;
+    if !methods.is_empty() {
+        tracing::info!(methods = methods.join(", "), "SCAC authentication enabled");
+    }
     tracing::info!(
         account = %node.account,
         org = node.org,
@@ -434,4 +473,58 @@ fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .mode(0o600)
         .open(path)?;
     f.write_all(text.as_bytes())
+}
+
+/// SCAC settings from the config: suites by method name, and the broker's
+/// keys (the node key file's signing key unless `scac_broker_key` names one).
+fn scac_config(config: &Config, node: &BrokerNodeFile) -> anyhow::Result<ScacConfig> {
+    let mut suites = Vec::new();
+    for method in &config.scac_suites {
+        let Some(suite) = Suite::from_method(method) else {
+            let known: Vec<&str> = Suite::ALL.iter().map(|s| s.method()).collect();
+            anyhow::bail!(
+                "unknown SCAC suite {method:?} in scac_suites (known: {})",
+                known.join(", ")
+            );
+        };
+        suites.push(suite);
+    }
+    let open = |what: &str, reference: &str| -> anyhow::Result<KeyHandle> {
+        let key_ref = KeyRef::parse(reference).with_context(|| what.to_string())?;
+        key_ref
+            .open()
+            .with_context(|| format!("cannot open {what} {key_ref}"))
+    };
+    let broker_key = match (&config.scac_broker_key, suites.contains(&Suite::Default)) {
+        (_, false) => None,
+        (Some(reference), true) => match open("scac_broker_key", reference)? {
+            KeyHandle::Ed25519(key) => Some(LocalKey::Ed25519(key)),
+            other => anyhow::bail!("scac_broker_key is a {} key, not Ed25519", other.kind()),
+        },
+        (None, true) => {
+            let seed = node.signing_secret_bytes()?;
+            let key: Arc<dyn Ed25519Signer> = Arc::new(SoftwareEd25519::from_seed(&seed));
+            Some(LocalKey::Ed25519(key))
+        }
+    };
+    let rsa_broker_key = match (
+        &config.scac_rsa_broker_key,
+        suites.contains(&Suite::RsaCompat),
+    ) {
+        (Some(reference), true) => match open("scac_rsa_broker_key", reference)? {
+            KeyHandle::Rsa(key) => Some(LocalKey::Rsa(key)),
+            other => anyhow::bail!(
+                "scac_rsa_broker_key is a {} key, not RSA-2048",
+                other.kind()
+            ),
+        },
+        _ => None,
+    };
+    Ok(ScacConfig {
+        suites,
+        broker_key,
+        rsa_broker_key,
+        rsa_device_keys: config.scac_rsa_device_keys.clone(),
+        lockout: Duration::from_secs(config.scac_lockout),
+    })
 }

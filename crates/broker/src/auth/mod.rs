@@ -42,11 +42,74 @@ pub struct LoginAttempt<'a> {
 }
 
 /// A successful authentication.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct Authenticated {
     /// The client id the session must use, when authentication fixes it
     /// (a device authenticates as its id). `None` keeps the client's own.
     pub client_id: Option<String>,
+    /// Payload protection the method set up for this connection (SCAC's
+    /// rolling keys), or `None` for payloads as they are.
+    pub protection: Option<Box<dyn PayloadProtection>>,
+}
+
+impl std::fmt::Debug for Authenticated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticated")
+            .field("client_id", &self.client_id)
+            .field("protection", &self.protection.is_some())
+            .finish()
+    }
+}
+
+/// Per-connection protection of QoS 2 payloads that an authentication
+/// method sets up (SCAC, docs/scac.md): the broker opens what the client
+/// publishes and seals what it delivers, and each PUBREL carries the next
+/// key of its direction in a user property.
+///
+/// The broker calls these in wire order for each direction: `open` and
+/// `accept_update` in the order the client's packets arrive, `seal` and
+/// `update` in the order the broker's packets are written. A connection
+/// that breaks takes its protection with it; the next connection runs a new
+/// handshake, and what is resent on it (PUBLISH, PUBREL) is sealed afresh.
+pub trait PayloadProtection: Send {
+    /// The data of a QoS 2 PUBLISH payload from the client.
+    fn open(
+        &mut self,
+        topic: &str,
+        packet_id: u16,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, ProtectionError>;
+    /// A PUBREL from the client: its user properties carry the key update.
+    fn accept_update(
+        &mut self,
+        packet_id: u16,
+        user_properties: &[(String, String)],
+    ) -> Result<(), ProtectionError>;
+    /// The payload of a QoS 2 PUBLISH to the client. An error closes the
+    /// connection; the message stays in flight for the next one.
+    fn seal(
+        &mut self,
+        topic: &str,
+        packet_id: u16,
+        data: &[u8],
+    ) -> Result<Vec<u8>, ProtectionError>;
+    /// The user property (name, value) of a PUBREL to the client; the
+    /// sending direction moves to its next key. An error closes the
+    /// connection.
+    fn update(&mut self, packet_id: u16) -> Result<(String, String), ProtectionError>;
+}
+
+/// A connection's protection, shared by its reading and writing halves.
+pub type SharedProtection = std::sync::Arc<parking_lot::Mutex<Box<dyn PayloadProtection>>>;
+
+/// Protected data that does not open: the connection is closed with
+/// DISCONNECT 0x80 and this reason string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtectionError {
+    /// What the client reads in the DISCONNECT (`"Crypt Error"` for SCAC).
+    pub reason_string: String,
+    /// For the log; never contains key material.
+    pub detail: String,
 }
 
 /// A refused authentication: the reason code the client sees, how long to

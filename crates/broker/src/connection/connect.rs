@@ -15,7 +15,9 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
 
 use super::inbound::{AuthContext, Connection, Limits};
 use super::outbound::Writer;
-use crate::auth::{AuthStep, Authenticated, ClientIdentity, LoginAttempt, Refusal};
+use crate::auth::{
+    AuthStep, Authenticated, ClientIdentity, LoginAttempt, Refusal, SharedProtection,
+};
 use crate::broker::Broker;
 use crate::metrics::Metrics;
 use crate::session::ConnLink;
@@ -91,7 +93,7 @@ where
         Ok(()) => authenticate(broker, &connect, rd, wr, buf, peer).await,
         Err(reason) => Err(Some(Refusal::new(reason, "invalid CONNECT"))),
     };
-    let authenticated = match decision {
+    let mut authenticated = match decision {
         Ok(a) => a,
         Err(None) => return None, // the client gave up during the exchange
         Err(Some(refusal)) => {
@@ -112,6 +114,10 @@ where
             return None;
         }
     };
+    let protection: Option<SharedProtection> = authenticated
+        .protection
+        .take()
+        .map(|p| Arc::new(parking_lot::Mutex::new(p)));
     let assigned = assign_client_id(&mut connect, authenticated);
 
     let client_id: Arc<str> = connect.client_id.as_str().into();
@@ -170,8 +176,22 @@ where
     };
     let auth = AuthContext { method, peer };
     Some(Accepted {
-        writer: Writer::new(broker.clone(), session.clone(), link.clone(), &limits),
-        conn: Connection::new(broker.clone(), session, link, identity, limits, auth),
+        writer: Writer::new(
+            broker.clone(),
+            session.clone(),
+            link.clone(),
+            &limits,
+            protection.clone(),
+        ),
+        conn: Connection::new(
+            broker.clone(),
+            session,
+            link,
+            identity,
+            limits,
+            auth,
+            protection,
+        ),
         will: connect.will.take(),
     })
 }

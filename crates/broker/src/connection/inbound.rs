@@ -12,7 +12,10 @@ use ledgermq_proto::{
 };
 
 use super::{is_v5, Ending};
-use crate::auth::{AfterRefusal, AuthExchange, AuthStep, ClientIdentity, LoginAttempt, Refused};
+use crate::auth::{
+    AfterRefusal, AuthExchange, AuthStep, ClientIdentity, LoginAttempt, ProtectionError, Refused,
+    SharedProtection,
+};
 use crate::broker::Broker;
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
@@ -57,9 +60,25 @@ pub(crate) struct Connection {
     /// The last topic this connection was allowed to publish to, and the
     /// authorizer's epoch then (see [`Authorizer::publish_epoch`]).
     allowed_publish: Option<(u64, String)>,
+    /// QoS 2 payload protection set up by the authentication (SCAC).
+    protection: Option<SharedProtection>,
 }
 
 type Step = Result<(), Ending>;
+
+/// Protected data that does not open: DISCONNECT 0x80 with the method's
+/// reason string ("Crypt Error").
+fn crypt_failure(who: &ClientIdentity, e: ProtectionError) -> Step {
+    tracing::info!(
+        client_id = who.client_id,
+        detail = e.detail,
+        "payload protection failed"
+    );
+    Err(Ending::Broker(
+        ReasonCode::UNSPECIFIED_ERROR,
+        Some(e.reason_string),
+    ))
+}
 
 fn fail(reason: ReasonCode, text: &str) -> Step {
     Err(Ending::Broker(reason, Some(text.to_owned())))
@@ -73,6 +92,7 @@ impl Connection {
         identity: ClientIdentity,
         limits: Limits,
         auth: AuthContext,
+        protection: Option<SharedProtection>,
     ) -> Connection {
         Connection {
             broker,
@@ -87,6 +107,7 @@ impl Connection {
             congested: Vec::new(),
             routed: false,
             allowed_publish: None,
+            protection,
         }
     }
 
@@ -200,6 +221,13 @@ impl Connection {
         }
         let qos = p.qos;
         let packet_id = p.packet_id;
+        if let (QoS::ExactlyOnce, Some(protection)) = (qos, &self.protection) {
+            let opened = protection.lock().open(&p.topic, packet_id, &p.payload);
+            match opened {
+                Ok(data) => p.payload = data.into(),
+                Err(e) => return crypt_failure(&self.identity, e),
+            }
+        }
         if qos != QoS::AtMostOnce {
             let (resend, in_qos2) = {
                 let st = self.session.state.lock();
@@ -344,11 +372,39 @@ impl Connection {
             }
             None => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
         };
-        self.ack(Packet::PubRel, r.packet_id, reason);
+        let Some(protection) = &self.protection else {
+            self.ack(Packet::PubRel, r.packet_id, reason);
+            return Ok(());
+        };
+        // Every PUBREL to a protected client carries the next key. The lock
+        // is held until the PUBREL is queued, so the writer cannot seal a
+        // PUBLISH with the next key and send it ahead of this PUBREL.
+        let mut protection = protection.lock();
+        let update = match protection.update(r.packet_id) {
+            Ok(update) => update,
+            Err(e) => return crypt_failure(&self.identity, e),
+        };
+        self.link.send(&Packet::PubRel(PubResp {
+            packet_id: r.packet_id,
+            reason,
+            properties: Properties {
+                user_properties: vec![update],
+                ..Default::default()
+            },
+        }));
+        drop(protection);
         Ok(())
     }
 
     fn on_pubrel(&mut self, r: PubResp) -> Step {
+        if let Some(protection) = &self.protection {
+            let accepted = protection
+                .lock()
+                .accept_update(r.packet_id, &r.properties.user_properties);
+            if let Err(e) = accepted {
+                return crypt_failure(&self.identity, e);
+            }
+        }
         let known = self.session.state.lock().incoming_qos2.remove(&r.packet_id);
         let reason = if known {
             ReasonCode::SUCCESS
@@ -517,6 +573,14 @@ impl Connection {
             return fail(
                 ReasonCode::PROTOCOL_ERROR,
                 "re-authentication must use the CONNECT's method",
+            );
+        }
+        if self.protection.is_some() {
+            // The payload keys belong to this connection's handshake; new
+            // keys mean a new connection (docs/scac.md).
+            return fail(
+                ReasonCode::BAD_AUTHENTICATION_METHOD,
+                "re-authentication is not supported with payload protection: reconnect",
             );
         }
         let data = a.properties.authentication_data.unwrap_or_default();

@@ -12,11 +12,15 @@ use ledgermq_proto::{
 
 use super::disconnect_packet;
 use super::inbound::Limits;
+use crate::auth::{PayloadProtection, SharedProtection};
 use crate::broker::Broker;
 use crate::message::Delivery;
 use crate::metrics::Metrics;
 use crate::session::{ConnLink, OutState, Session};
 use crate::store::StoreOp;
+
+/// The connection's payload protection while the writer holds it.
+type Protection<'a> = Option<&'a mut (dyn PayloadProtection + 'static)>;
 
 /// Bytes gathered before a write; bounds the time the session lock is held.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -59,6 +63,8 @@ pub(crate) struct Writer {
     max_packet_size: usize,
     aliases: OutAliases,
     resumed: bool,
+    /// QoS 2 payload protection set up by the authentication (SCAC).
+    protection: Option<SharedProtection>,
     /// Encoded packets not yet written; `written` bytes of it are on the wire.
     pub out: BytesMut,
     pub written: usize,
@@ -70,6 +76,7 @@ impl Writer {
         session: Arc<Session>,
         link: Arc<ConnLink>,
         limits: &Limits,
+        protection: Option<SharedProtection>,
     ) -> Writer {
         let protocol = link.protocol;
         Writer {
@@ -89,6 +96,7 @@ impl Writer {
                 map: HashMap::new(),
             },
             resumed: false,
+            protection,
             out: BytesMut::with_capacity(BATCH_BYTES),
             written: 0,
             broker,
@@ -105,6 +113,12 @@ impl Writer {
     /// Moves pending control packets and, while the batch has room,
     /// queued deliveries into `out`.
     pub fn gather(&mut self) {
+        // With payload protection, the key state is held from the control
+        // packets (a PUBREL moving to the next key) to the last PUBLISH
+        // sealed, so the wire order is the order the keys moved in.
+        let protection = self.protection.clone();
+        let mut guard = protection.as_ref().map(|p| p.lock());
+        let mut protection = guard.as_deref_mut().map(|p| &mut **p);
         {
             let mut control = self.link.control.lock();
             if !control.is_empty() {
@@ -114,11 +128,11 @@ impl Writer {
         }
         if !self.resumed {
             // Right after the CONNACK: resend what the session had in flight.
-            self.resend_inflight();
+            self.resend_inflight(&mut protection);
             self.resumed = true;
         }
         if self.pending() < BATCH_BYTES {
-            self.drain_queue();
+            self.drain_queue(&mut protection);
         }
     }
 
@@ -146,20 +160,28 @@ impl Writer {
         }
     }
 
-    fn resend_inflight(&mut self) {
+    fn resend_inflight(&mut self, protection: &mut Protection<'_>) {
         let session = self.session.clone();
         let st = session.state.lock();
         for i in &st.inflight {
             match i.state {
                 OutState::AwaitAck => {
                     let now = Instant::now();
-                    self.encode_delivery(&i.delivery, i.packet_id, true, now);
+                    self.encode_delivery(&i.delivery, i.packet_id, true, now, protection);
                 }
                 OutState::AwaitComp => {
+                    // Its key update is made now, with this connection's keys.
+                    let mut properties = ledgermq_proto::Properties::default();
+                    if let Some(p) = protection {
+                        match p.update(i.packet_id) {
+                            Ok(update) => properties.user_properties.push(update),
+                            Err(e) => return self.protection_failed(e),
+                        }
+                    }
                     let rel = Packet::PubRel(PubResp {
                         packet_id: i.packet_id,
                         reason: ReasonCode::SUCCESS,
-                        properties: Default::default(),
+                        properties,
                     });
                     let _ = encode(&rel, self.protocol, &mut self.out);
                 }
@@ -169,7 +191,7 @@ impl Writer {
 
     /// Moves deliveries from the session queue into `out`, QoS 1/2 ones
     /// through the in-flight window.
-    fn drain_queue(&mut self) {
+    fn drain_queue(&mut self, protection: &mut Protection<'_>) {
         let now = Instant::now();
         let session = self.session.clone();
         let link = self.link.clone();
@@ -199,14 +221,14 @@ impl Writer {
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
-                self.encode_delivery(&d, 0, false, now);
+                self.encode_delivery(&d, 0, false, now, protection);
             } else {
                 let packet_id = st.start_inflight(d);
                 let Some(inflight) = st.inflight.back() else {
                     break;
                 };
                 let d = inflight.delivery.clone();
-                self.encode_delivery(&d, packet_id, false, now);
+                self.encode_delivery(&d, packet_id, false, now, protection);
             }
         }
         if st.queue.len() < self.broker.config.max_queued_messages {
@@ -244,9 +266,41 @@ impl Writer {
         }
     }
 
-    fn encode_delivery(&mut self, d: &Delivery, packet_id: u16, dup: bool, now: Instant) {
+    /// Sealing failed: the connection closes with the method's reason
+    /// string; what is in flight is resent (and sealed anew) on the next.
+    fn protection_failed(&self, e: crate::auth::ProtectionError) {
+        tracing::info!(
+            client_id = &*self.session.client_id,
+            detail = e.detail,
+            "payload protection failed"
+        );
+        self.link
+            .close(ReasonCode::UNSPECIFIED_ERROR, Some(e.reason_string));
+    }
+
+    fn encode_delivery(
+        &mut self,
+        d: &Delivery,
+        packet_id: u16,
+        dup: bool,
+        now: Instant,
+        protection: &mut Protection<'_>,
+    ) {
+        // Sealed at each send: a resend after a reconnect uses the new keys.
+        let sealed = match protection {
+            Some(p) if d.qos == QoS::ExactlyOnce => {
+                match p.seal(&d.message.topic, packet_id, &d.message.payload) {
+                    Ok(sealed) => Some(sealed),
+                    Err(e) => return self.protection_failed(e),
+                }
+            }
+            _ => None,
+        };
         let (topic, alias) = self.aliases.resolve(&d.message.topic);
-        let p = self.outgoing(d, topic, alias, packet_id, dup, now);
+        let mut p = self.outgoing(d, topic, alias, packet_id, dup, now);
+        if let Some(sealed) = &sealed {
+            p.payload = sealed;
+        }
         if encode_outgoing_publish(&p, self.protocol, &mut self.out).is_ok() {
             Metrics::add(&self.broker.metrics.messages_sent, 1);
         }

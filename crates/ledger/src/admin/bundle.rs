@@ -159,6 +159,11 @@ impl BrokerNodeFile {
         secret32(&self.agreement_secret, "agreement secret")
     }
 
+    /// The node's Ed25519 signing key seed (SCAC's default suite).
+    pub fn signing_secret_bytes(&self) -> LedgerResult<Zeroizing<[u8; 32]>> {
+        secret32(&self.signing_secret, "signing secret")
+    }
+
     pub fn to_json(&self) -> Zeroizing<String> {
         Zeroizing::new(serde_json::to_string_pretty(self).unwrap_or_default())
     }
