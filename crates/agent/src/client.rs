@@ -9,9 +9,12 @@ use ledgermq_proto::{Properties, Protocol, Publish, QoS, ReasonCode, Subscriptio
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::timeout;
 
+use ledgermq_security::scac::{LocalKey, PeerKey, Suite};
+
 use crate::connection::{Command, Connection, Handle, Reply, Shared};
-use crate::handshake::{establish, Login};
+use crate::handshake::{establish, Established, Login};
 use crate::otp::OtpSigner;
+use crate::scac::steps;
 use crate::{Auth, ClientError, ClientOptions, OtpKey, PacketCounter};
 
 /// What the broker said when it accepted the connection.
@@ -65,17 +68,28 @@ pub struct Client {
     response_timeout: Duration,
     /// Present with `LMQ-OTP-1`: every re-authentication takes a number.
     counter: Option<Arc<Mutex<PacketCounter>>>,
+    /// The SCAC method, if the connection was authenticated with it.
+    scac: Option<Suite>,
 }
 
 impl Client {
     /// Connects and authenticates as `opts` says. A broker's refusal is
-    /// [`ClientError::Refused`] with the CONNACK reason code.
+    /// [`ClientError::Refused`] with the CONNACK reason code; with SCAC, a
+    /// broker whose step 2 does not verify is [`ClientError::Scac`].
     pub async fn connect(mut opts: ClientOptions) -> Result<(Client, ConnAckInfo), ClientError> {
         opts.validate()?;
         let auth = std::mem::replace(&mut opts.auth, Auth::None);
         let credential = Credential::new(auth, &opts.device_id);
-        let login = credential.login().await?;
-        let (stream, connack) = establish(&opts, login).await?;
+        let login = credential.login(&opts.device_id).await?;
+        let Established {
+            stream,
+            connack,
+            channel,
+        } = establish(&opts, login).await?;
+        let scac = match &credential {
+            Credential::Scac { suite, .. } => Some(*suite),
+            _ => None,
+        };
         let (signer, counter) = match credential {
             Credential::Otp { signer, counter } => (Some(signer), Some(counter)),
             _ => (None, None),
@@ -91,6 +105,7 @@ impl Client {
             opts.keep_alive,
             opts.response_timeout,
             signer,
+            channel,
         );
         let info = ConnAckInfo {
             session_present: connack.session_present,
@@ -106,6 +121,7 @@ impl Client {
             protocol: opts.protocol,
             response_timeout: opts.response_timeout,
             counter,
+            scac,
         };
         Ok((client, info))
     }
@@ -121,7 +137,9 @@ impl Client {
     /// Publishes and waits for the acknowledgement: PUBACK for QoS 1,
     /// PUBREC then PUBCOMP for QoS 2; QoS 0 returns once written. Returns
     /// the broker's code (0x00, or 0x10 No matching subscribers); a failure
-    /// code is [`ClientError::Refused`].
+    /// code is [`ClientError::Refused`]. With SCAC a QoS 2 payload is
+    /// encrypted under the current publisher key and its PUBREL announces
+    /// the next one; QoS 0/1 payloads travel as given.
     pub async fn publish(
         &self,
         topic: &str,
@@ -177,7 +195,8 @@ impl Client {
     }
 
     /// The next message, or `None` if none arrives within `wait`. Taking a
-    /// QoS 1/2 message acknowledges it to the broker. Once the connection
+    /// QoS 1/2 message acknowledges it to the broker. With SCAC, QoS 2
+    /// payloads arrive already decrypted and checked. Once the connection
     /// has ended and every message received before is taken, returns why
     /// it ended. Safe to cancel while waiting (e.g. in `select!`); a
     /// message is only lost if cancelled in the instant after it was taken,
@@ -205,8 +224,15 @@ impl Client {
 
     /// `LMQ-OTP-1` re-authentication with a new packet number, while the
     /// connection stays in use. A refusal arrives as a DISCONNECT, so it
-    /// is [`ClientError::Disconnected`] and the connection is over.
+    /// is [`ClientError::Disconnected`] and the connection is over. SCAC
+    /// has none (a [`ClientError::Request`]): reconnect for a new
+    /// handshake and fresh keys.
     pub async fn reauthenticate(&self) -> Result<(), ClientError> {
+        if let Some(suite) = self.scac {
+            return Err(ClientError::Request(format!(
+                "{suite} has no re-authentication: reconnect for a new handshake"
+            )));
+        }
         let Some(counter) = &self.counter else {
             return Err(ClientError::Request(
                 "re-authentication needs LMQ-OTP-1 authentication".into(),
@@ -265,6 +291,11 @@ impl Client {
 
 /// The credentials a client holds; the OTP ones stay for re-authentication.
 enum Credential {
+    Scac {
+        suite: Suite,
+        device_key: LocalKey,
+        broker_key: PeerKey,
+    },
     None,
     Otp {
         signer: OtpSigner,
@@ -294,12 +325,29 @@ impl Credential {
                 step_secs,
                 digits,
             },
+            Auth::Scac {
+                suite,
+                device_key,
+                broker_key,
+            } => Credential::Scac {
+                suite,
+                device_key,
+                broker_key,
+            },
         }
     }
 
-    /// What one CONNECT carries; OTP takes a fresh packet number.
-    async fn login(&self) -> Result<Login<'_>, ClientError> {
+    /// What one CONNECT carries; OTP takes a fresh packet number, SCAC
+    /// starts a handshake with fresh nonces and ephemeral keys.
+    async fn login(&self, device_id: &str) -> Result<Login<'_>, ClientError> {
         Ok(match self {
+            Credential::Scac {
+                suite,
+                device_key,
+                broker_key,
+            } => Login::Scac(Box::new(
+                steps::start(*suite, device_id, device_key, broker_key).await?,
+            )),
             Credential::None => Login::None,
             Credential::Otp { signer, counter } => Login::Otp {
                 signer,

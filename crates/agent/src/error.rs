@@ -4,6 +4,9 @@
 //! (a CONNACK, PUBACK, PUBREC, PUBCOMP or SUBACK failure code) and
 //! [`ClientError::Disconnected`] (a DISCONNECT from the broker) carry the
 //! broker's reason code, everything else is about the connection itself.
+//! SCAC failures found on this side ([`ClientError::Scac`],
+//! [`ClientError::Crypt`]) are kept apart too: they are the client's own
+//! refusal of the broker, announced with a DISCONNECT 0x80 of its own.
 //! The error is `Clone` because one connection failure is reported to every
 //! operation that was waiting on it. Messages never contain keys or OTPs.
 
@@ -11,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ledgermq_proto::{Protocol, ReasonCode};
+use ledgermq_security::scac::{CryptError, ScacError, AUTH_ERROR, CRYPT_ERROR};
 
 use crate::reason::{describe, describe_reason, v311_connack_name};
 
@@ -69,6 +73,21 @@ pub enum ClientError {
     /// The broker did not answer in time; the value names what was awaited.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// SCAC mutual authentication failed on the device's side: the
+    /// broker's step 2 does not verify (or never came), or the device key
+    /// could not sign step 3. This client sent DISCONNECT 0x80 with the
+    /// reason string `Auth Error`. (A device the *broker* refuses is
+    /// [`ClientError::Refused`] with CONNACK 0x87; keys that cannot even
+    /// make step 1 are [`ClientError::Credentials`].)
+    #[error("SCAC authentication failed: {0}")]
+    Scac(ScacError),
+    /// A SCAC-protected QoS 2 payload or PUBREL key update from the broker
+    /// does not verify, or this side's key chain is exhausted: this client
+    /// sent DISCONNECT 0x80 with the reason string `Crypt Error` and the
+    /// connection is over. (When the *broker* refuses ours it sends that
+    /// DISCONNECT: [`ClientError::Disconnected`].)
+    #[error("SCAC payload protection failed: {0}")]
+    Crypt(CryptError),
 }
 
 impl ClientError {
@@ -125,6 +144,16 @@ impl ClientError {
         }
     }
 
+    /// The reason string of the DISCONNECT 0x80 this client sent because
+    /// of this error: `Auth Error` or `Crypt Error` (SCAC failures only).
+    pub fn sent_reason_string(&self) -> Option<&'static str> {
+        match self {
+            ClientError::Scac(_) => Some(AUTH_ERROR),
+            ClientError::Crypt(_) => Some(CRYPT_ERROR),
+            _ => None,
+        }
+    }
+
     pub(crate) fn io(e: std::io::Error) -> Self {
         ClientError::Io(Arc::new(e))
     }
@@ -158,6 +187,35 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "the broker sent DISCONNECT 0x87 (Not authorized): \"revoked\""
+        );
+    }
+
+    #[test]
+    fn broker_crypt_error_shows_reason_code_and_reason_string() {
+        let err = ClientError::Disconnected {
+            reason: ReasonCode::UNSPECIFIED_ERROR,
+            reason_string: Some(CRYPT_ERROR.into()),
+        };
+        assert_eq!(
+            err.reason_text().unwrap(),
+            "0x80 (Unspecified error): \"Crypt Error\""
+        );
+        assert_eq!(err.sent_reason_string(), None);
+    }
+
+    #[test]
+    fn scac_failures_name_the_disconnect_this_client_sent() {
+        let auth = ClientError::Scac(ScacError::Malformed {
+            step: 2,
+            reason: "too short",
+        });
+        assert_eq!(auth.sent_reason_string(), Some("Auth Error"));
+        assert_eq!(auth.reason_code(), None);
+        let crypt = ClientError::Crypt(CryptError::StaleKeyUpdate);
+        assert_eq!(crypt.sent_reason_string(), Some("Crypt Error"));
+        assert_eq!(
+            crypt.to_string(),
+            "SCAC payload protection failed: key update does not name the current key"
         );
     }
 }

@@ -7,9 +7,15 @@
 //!   re-authentication on a live connection ([`Auth::Otp`]); packet
 //!   numbers come from a [`PacketCounter`] that never repeats one, across
 //!   restarts too;
-//! * TOTP passwords for MQTT 3.1.1 ([`Auth::Totp`]).
+//! * TOTP passwords for MQTT 3.1.1 ([`Auth::Totp`]);
+//! * `SCACAuth-*` mutual authentication over MQTT 5 ([`Auth::Scac`],
+//!   docs/scac.md): the broker proves its identity too, and every QoS 2
+//!   payload is then encrypted under per-direction keys that change with
+//!   each message (the next key is announced in the PUBREL). Keys come
+//!   from a file, a PKCS#11 token or the provisioning bundle ([`scac`]).
+//!   QoS 0/1 payloads are not protected; there is no re-authentication.
 //!
-//! The protocol logic (byte layouts, HMAC, TOTP) is `ledgermq-security`'s
+//! The protocol logic (byte layouts, HMAC, TOTP, SCAC) is `ledgermq-security`'s
 //! and the wire format `ledgermq-proto`'s; this crate is the I/O around
 //! them: one task per connection owns the socket (see `connection/`), and
 //! [`Client`] sends it requests. It knows nothing of broker internals.
@@ -47,6 +53,7 @@ mod handshake;
 mod options;
 mod otp;
 mod reason;
+pub mod scac;
 
 pub use client::{Client, ConnAckInfo, Message};
 pub use connection::MAX_QUEUED_QOS0;

@@ -3,13 +3,15 @@
 use std::time::Duration;
 
 use ledgermq_proto::Protocol;
+use ledgermq_security::scac::{LocalKey, PeerKey, Suite};
 use ledgermq_security::totp::{DEFAULT_DIGITS, DEFAULT_STEP_SECS};
 use ledgermq_security::wire::MAX_DEVICE_ID_LEN;
 use ledgermq_security::OtpKey;
 
 use crate::{ClientError, DeviceCredentials, PacketCounter};
 
-/// How the device authenticates. `Debug` never shows the key.
+/// How the device authenticates. `Debug` never shows a secret key (SCAC
+/// key handles show their public half).
 #[derive(Debug)]
 pub enum Auth {
     /// No credentials (plain brokers that allow anonymous clients).
@@ -22,6 +24,19 @@ pub enum Auth {
         key: OtpKey,
         step_secs: u64,
         digits: u32,
+    },
+    /// `SCACAuth-*` mutual authentication (docs/scac.md); needs
+    /// [`Protocol::V5`], and the device id is the SCAC UID. Afterwards
+    /// every QoS 2 payload is encrypted under rolling keys, both ways;
+    /// QoS 0/1 payloads are not protected. No re-authentication: a new
+    /// connection is a new handshake with fresh keys.
+    Scac {
+        suite: Suite,
+        /// Ed25519 (default suite) or RSA-2048 (compatibility suite),
+        /// e.g. from [`crate::scac::open_device_key`].
+        device_key: LocalKey,
+        /// The broker node's public key, of the same kind.
+        broker_key: PeerKey,
     },
 }
 
@@ -90,6 +105,14 @@ impl ClientOptions {
         if self.device_id.is_empty() {
             return bad("the device id is empty".into());
         }
+        if let Auth::Scac {
+            suite,
+            device_key,
+            broker_key,
+        } = &self.auth
+        {
+            self.validate_scac(*suite, device_key, broker_key)?;
+        }
         match &self.auth {
             Auth::Otp { .. } if self.protocol == Protocol::V311 => bad(
                 "LMQ-OTP-1 needs MQTT 5 enhanced authentication; use TOTP for MQTT 3.1.1".into(),
@@ -111,6 +134,40 @@ impl ClientOptions {
             }
             _ => Ok(()),
         }
+    }
+
+    fn validate_scac(
+        &self,
+        suite: Suite,
+        device_key: &LocalKey,
+        broker_key: &PeerKey,
+    ) -> Result<(), ClientError> {
+        if self.protocol == Protocol::V311 {
+            return Err(ClientError::Options(
+                "SCAC needs MQTT 5 enhanced authentication".into(),
+            ));
+        }
+        if let Err(e) = suite.check_uid(self.device_id.as_bytes()) {
+            return Err(ClientError::Options(format!(
+                "{suite} cannot authenticate device {:?}: {e}",
+                self.device_id
+            )));
+        }
+        let kinds_fit = matches!(
+            (suite, device_key, broker_key),
+            (Suite::Default, LocalKey::Ed25519(_), PeerKey::Ed25519(_))
+                | (Suite::RsaCompat, LocalKey::Rsa(_), PeerKey::Rsa { .. })
+        );
+        if !kinds_fit {
+            let expected = match suite {
+                Suite::Default => "Ed25519",
+                Suite::RsaCompat => "RSA-2048",
+            };
+            return Err(ClientError::Options(format!(
+                "{suite} needs {expected} device and broker keys"
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +199,53 @@ mod tests {
             digits: 10,
         };
         assert!(matches!(opts.validate(), Err(ClientError::Options(_))));
+    }
+
+    fn scac(suite: Suite, device_key: LocalKey, broker_key: PeerKey) -> Auth {
+        Auth::Scac {
+            suite,
+            device_key,
+            broker_key,
+        }
+    }
+
+    fn ed25519() -> LocalKey {
+        use ledgermq_security::scac::keys::InMemoryEd25519;
+        LocalKey::Ed25519(std::sync::Arc::new(InMemoryEd25519::from_seed(&[1; 32])))
+    }
+
+    #[test]
+    fn scac_over_mqtt_311_is_refused_before_connecting() {
+        let mut opts = ClientOptions::new("127.0.0.1:1", "dev");
+        opts.protocol = Protocol::V311;
+        opts.auth = scac(Suite::Default, ed25519(), PeerKey::Ed25519([2; 32]));
+        let err = opts.validate().unwrap_err().to_string();
+        assert!(err.contains("SCAC needs MQTT 5"), "{err}");
+    }
+
+    #[test]
+    fn scac_keys_must_be_of_the_suite_kind() {
+        let mut opts = ClientOptions::new("127.0.0.1:1", "dev");
+        opts.auth = scac(Suite::Default, ed25519(), PeerKey::Ed25519([2; 32]));
+        opts.validate().unwrap();
+        let rsa_broker = PeerKey::Rsa {
+            n: vec![1; 256],
+            e: vec![1, 0, 1],
+        };
+        opts.auth = scac(Suite::Default, ed25519(), rsa_broker);
+        let err = opts.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("needs Ed25519 device and broker keys"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_compatibility_suite_needs_an_8_byte_uid() {
+        let mut opts = ClientOptions::new("127.0.0.1:1", "sensor-42");
+        opts.auth = scac(Suite::RsaCompat, ed25519(), PeerKey::Ed25519([2; 32]));
+        let err = opts.validate().unwrap_err().to_string();
+        assert!(err.contains("exactly 8 ASCII bytes"), "{err}");
     }
 
     #[test]

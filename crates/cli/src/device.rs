@@ -1,16 +1,18 @@
 //! `ledgermq device …`: act as a provisioned device — connect, publish,
-//! subscribe — authenticating with `LMQ-OTP-1` or TOTP exactly as device
-//! firmware built on `ledgermq-agent` does. Meant for operators checking a
-//! registration and for scripts and tests: stdout carries only the result
-//! (`CONNECTED <id>`, or the received payloads), and every refusal by the
-//! broker exits non-zero with its reason code on stderr.
+//! subscribe — authenticating with `LMQ-OTP-1`, TOTP or SCAC exactly as
+//! device firmware built on `ledgermq-agent` does. Meant for operators
+//! checking a registration and for scripts and tests: stdout carries only
+//! the result (`CONNECTED <id>`, or the received payloads), and every
+//! refusal by the broker exits non-zero with its reason code on stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use alloy_primitives::hex;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
+use ledgermq_agent::scac::{self, PeerKey, ScacCredentials, Suite};
 use ledgermq_agent::{
     describe_reason, Auth, Client, ClientError, ClientOptions, DeviceCredentials, PacketCounter,
     Protocol, QoS,
@@ -26,10 +28,38 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "HOST:PORT")]
     broker: String,
     /// `otp`: LMQ-OTP-1 challenge/response (MQTT 5 only); `totp`: user name
-    /// = device id, password = TOTP.
+    /// = device id, password = TOTP; `scac`: SCAC mutual authentication
+    /// (MQTT 5 only), after which QoS 2 payloads are encrypted under
+    /// rolling keys both ways. QoS 0 and 1 payloads are NOT protected: use
+    /// `--qos 2` for data that must stay confidential.
     #[arg(long, value_enum, default_value_t = AuthKind::Otp)]
     auth: AuthKind,
-    /// MQTT version: 5 or 3.1.1 [default: 5 with otp, 3.1.1 with totp].
+    /// SCAC suite (Authentication Method): SCACAuth-Ed25519-256-ChaCha20Poly1305-256,
+    /// or SCACAuth-RSAPKCS1-2048-AES-128 for the paper's smart cards (RSA
+    /// keys, 8-character device ids; off on brokers by default)
+    /// [default: SCACAuth-Ed25519-256-ChaCha20Poly1305-256].
+    #[arg(long, value_name = "METHOD", value_parser = parse_suite)]
+    scac_suite: Option<Suite>,
+    /// SCAC: the device's private key, `file:DIR#NAME` or
+    /// `pkcs11:token=LABEL;pin-file=PATH;key=NAME` (docs/keystore.md); its
+    /// public key must be the one the broker knows: the device's signing
+    /// key on the ledger (RSA suite: the broker's `<device id>.pem`)
+    /// [default: the bundle's signing key; required with the RSA suite].
+    #[arg(long, value_name = "KEYREF")]
+    device_key: Option<String>,
+    /// SCAC: the broker node's Ed25519 public key, 64 hex digits
+    /// [default: from the bundle's broker nodes: the only one, else the
+    /// one of the device's organisation].
+    #[arg(long, value_name = "HEX", conflicts_with_all = ["broker_rsa_key", "broker_account"])]
+    broker_key: Option<String>,
+    /// SCAC: pick the broker node from the bundle by its ledger account.
+    #[arg(long, value_name = "0x…", conflicts_with = "broker_rsa_key")]
+    broker_account: Option<String>,
+    /// SCAC, RSA suite: the broker's RSA-2048 public key, a
+    /// SubjectPublicKeyInfo PEM file (`-----BEGIN PUBLIC KEY-----`).
+    #[arg(long, value_name = "PEM-FILE")]
+    broker_rsa_key: Option<PathBuf>,
+    /// MQTT version: 5 or 3.1.1 [default: 5 with otp and scac, 3.1.1 with totp].
     #[arg(long, value_name = "VERSION", value_parser = parse_protocol)]
     protocol: Option<Protocol>,
     /// TOTP time step in seconds (must match the broker's).
@@ -63,6 +93,7 @@ pub struct DeviceArgs {
 enum AuthKind {
     Otp,
     Totp,
+    Scac,
 }
 
 #[derive(Subcommand)]
@@ -100,6 +131,13 @@ struct SubArgs {
     count: Option<u64>,
 }
 
+fn parse_suite(s: &str) -> Result<Suite, String> {
+    Suite::from_method(s).ok_or_else(|| {
+        let known: Vec<&str> = Suite::ALL.iter().map(|s| s.method()).collect();
+        format!("unknown SCAC suite {s:?} (known: {})", known.join(", "))
+    })
+}
+
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
     match s {
         "5" | "5.0" => Ok(Protocol::V5),
@@ -117,23 +155,48 @@ pub fn run(args: DeviceArgs) -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    let creds = DeviceCredentials::from_bundle(&args.bundle)?;
+    // Before the runtime: a SCAC key in a token is opened (and logged in to) here.
+    let opts = args.client_options(&creds, protocol)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args, protocol))
+    runtime.block_on(run_async(args.action, opts, creds.device_id))
 }
 
 impl DeviceArgs {
     fn protocol(&self) -> Result<Protocol> {
+        self.check_scac_flags()?;
         match (self.auth, self.protocol) {
             (AuthKind::Otp, Some(Protocol::V311)) => bail!(
                 "--auth otp needs MQTT 5 (LMQ-OTP-1 is MQTT 5 enhanced authentication); \
                  use --auth totp for MQTT 3.1.1"
             ),
+            (AuthKind::Scac, Some(Protocol::V311)) => {
+                bail!("--auth scac needs --protocol 5 (SCAC is MQTT 5 enhanced authentication)")
+            }
             (_, Some(protocol)) => Ok(protocol),
-            (AuthKind::Otp, None) => Ok(Protocol::V5),
+            (AuthKind::Otp | AuthKind::Scac, None) => Ok(Protocol::V5),
             (AuthKind::Totp, None) => Ok(Protocol::V311),
+        }
+    }
+
+    /// The SCAC flags mean nothing to the other methods: say so rather
+    /// than ignore them.
+    fn check_scac_flags(&self) -> Result<()> {
+        let given = [
+            ("--scac-suite", self.scac_suite.is_some()),
+            ("--device-key", self.device_key.is_some()),
+            ("--broker-key", self.broker_key.is_some()),
+            ("--broker-account", self.broker_account.is_some()),
+            ("--broker-rsa-key", self.broker_rsa_key.is_some()),
+        ];
+        match given.iter().find(|(_, set)| *set) {
+            Some((flag, _)) if self.auth != AuthKind::Scac => {
+                bail!("{flag} only applies to --auth scac")
+            }
+            _ => Ok(()),
         }
     }
 
@@ -163,20 +226,89 @@ impl DeviceArgs {
                 step_secs: self.totp_step,
                 digits: self.totp_digits,
             },
+            AuthKind::Scac => self.scac_auth()?,
         };
         Ok(opts)
     }
+
+    /// The suite, the device key (a key reference or the bundle's signing
+    /// key) and the broker's public key (given, or from the bundle).
+    fn scac_auth(&self) -> Result<Auth> {
+        let suite = self.scac_suite.unwrap_or(Suite::Default);
+        self.check_scac_key_flags(suite)?;
+        // Loaded only when it is needed: the RSA suite with explicit keys
+        // works with any bundle.
+        let bundle = || ScacCredentials::from_bundle(&self.bundle);
+        let device_key = match &self.device_key {
+            Some(key_ref) => scac::open_device_key(key_ref)?,
+            None => bundle()?.device_key,
+        };
+        let broker_key = match (suite, &self.broker_rsa_key) {
+            (Suite::RsaCompat, Some(path)) => read_rsa_public_key(path)?,
+            _ => self.ed25519_broker_key(bundle)?,
+        };
+        Ok(Auth::Scac {
+            suite,
+            device_key,
+            broker_key,
+        })
+    }
+
+    /// Which keys the suite needs, checked before any key is opened.
+    fn check_scac_key_flags(&self, suite: Suite) -> Result<()> {
+        match suite {
+            Suite::Default if self.broker_rsa_key.is_some() => bail!(
+                "--broker-rsa-key is for SCACAuth-RSAPKCS1-2048-AES-128; use --broker-key HEX"
+            ),
+            Suite::Default => Ok(()),
+            Suite::RsaCompat if self.device_key.is_none() => {
+                bail!("{suite} needs the device's RSA-2048 key: give --device-key KEYREF")
+            }
+            Suite::RsaCompat if self.broker_key.is_some() || self.broker_account.is_some() => {
+                bail!("{suite} needs the broker's RSA key: use --broker-rsa-key PEM-FILE")
+            }
+            Suite::RsaCompat if self.broker_rsa_key.is_none() => {
+                bail!("{suite} needs the broker's RSA public key: give --broker-rsa-key PEM-FILE")
+            }
+            Suite::RsaCompat => Ok(()),
+        }
+    }
+
+    fn ed25519_broker_key(
+        &self,
+        bundle: impl FnOnce() -> Result<ScacCredentials, ClientError>,
+    ) -> Result<PeerKey> {
+        if let Some(text) = &self.broker_key {
+            let key = hex::decode(text.trim_start_matches("0x"))
+                .ok()
+                .and_then(|bytes| <[u8; 32]>::try_from(bytes).ok())
+                .ok_or_else(|| anyhow!("--broker-key must be 32 bytes in hex (64 digits)"))?;
+            return Ok(PeerKey::Ed25519(key));
+        }
+        let bundle = bundle()?;
+        let broker = bundle
+            .broker(self.broker_account.as_deref())
+            .with_context(|| {
+                "cannot tell which broker node to authenticate: \
+             give --broker-account 0x… (a node of the bundle) or --broker-key HEX"
+            })?;
+        Ok(broker.peer_key())
+    }
 }
 
-async fn run_async(args: DeviceArgs, protocol: Protocol) -> Result<()> {
-    let creds = DeviceCredentials::from_bundle(&args.bundle)?;
-    let opts = args.client_options(&creds, protocol)?;
+fn read_rsa_public_key(path: &Path) -> Result<PeerKey> {
+    let pem =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    scac::rsa_public_key_from_pem(&pem).with_context(|| path.display().to_string())
+}
+
+async fn run_async(action: DeviceAction, opts: ClientOptions, device_id: String) -> Result<()> {
     let (client, _) = Client::connect(opts)
         .await
         .map_err(|e| failed("connection", e))?;
-    match args.action {
+    match action {
         DeviceAction::Connect => {
-            println!("CONNECTED {}", creds.device_id);
+            println!("CONNECTED {device_id}");
             disconnect(client).await
         }
         DeviceAction::Pub(p) => publish(client, p).await,
@@ -184,15 +316,31 @@ async fn run_async(args: DeviceArgs, protocol: Protocol) -> Result<()> {
     }
 }
 
-/// `<what> refused: 0x87 (Not authorized)` when the broker said no; the
-/// error itself (connection trouble, timeouts) otherwise.
+/// `<what> refused: 0x87 (Not authorized)` when the broker said no,
+/// `<what>: disconnected: 0x80 (Unspecified error) "Crypt Error"` when it
+/// ended the connection; for a SCAC failure found here, the DISCONNECT
+/// this client sent; the error itself (connection trouble, timeouts)
+/// otherwise.
 fn failed(what: &str, err: ClientError) -> anyhow::Error {
     match (&err, err.reason_text()) {
-        (ClientError::Disconnected { .. }, Some(reason)) => {
-            anyhow!("{what} refused: {reason} (the broker closed the connection)")
+        (
+            ClientError::Disconnected {
+                reason,
+                reason_string,
+            },
+            _,
+        ) => {
+            let mut text = format!("{what}: disconnected: {}", describe_reason(*reason));
+            if let Some(s) = reason_string {
+                text.push_str(&format!(" {s:?}"));
+            }
+            anyhow!(text)
         }
         (_, Some(reason)) => anyhow!("{what} refused: {reason}"),
-        (_, None) => anyhow::Error::new(err).context(format!("{what} failed")),
+        (_, None) => match err.sent_reason_string() {
+            Some(sent) => anyhow!("{what} failed: {err} (sent DISCONNECT 0x80 {sent:?})"),
+            None => anyhow::Error::new(err).context(format!("{what} failed")),
+        },
     }
 }
 
@@ -313,9 +461,181 @@ mod tests {
             reason_string: None,
         };
         let text = failed("publish to t", banned).to_string();
+        assert_eq!(text, "publish to t: disconnected: 0x8a (Banned)");
+    }
+
+    #[test]
+    fn a_broker_crypt_error_prints_reason_code_and_reason_string() {
+        let crypt = ClientError::Disconnected {
+            reason: ReasonCode::UNSPECIFIED_ERROR,
+            reason_string: Some("Crypt Error".into()),
+        };
+        assert_eq!(
+            failed("publish to t", crypt).to_string(),
+            "publish to t: disconnected: 0x80 (Unspecified error) \"Crypt Error\""
+        );
+    }
+
+    #[test]
+    fn a_scac_failure_here_names_the_disconnect_this_client_sent() {
+        let err = ClientError::Crypt(scac::CryptError::StaleKeyUpdate);
+        let text = failed("subscription", err).to_string();
         assert!(
-            text.starts_with("publish to t refused: 0x8a (Banned)"),
+            text.starts_with("subscription failed: SCAC payload protection failed"),
             "{text}"
         );
+        assert!(
+            text.ends_with("(sent DISCONNECT 0x80 \"Crypt Error\")"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn scac_defaults_to_mqtt_5_and_refuses_mqtt_311() {
+        let scac = parse(&["--auth", "scac", "connect"]);
+        assert_eq!(scac.protocol().unwrap(), Protocol::V5);
+        let v311 = parse(&["--auth", "scac", "--protocol", "3.1.1", "connect"]);
+        let err = v311.protocol().unwrap_err().to_string();
+        assert!(err.contains("--auth scac needs --protocol 5"), "{err}");
+    }
+
+    #[test]
+    fn scac_flags_without_auth_scac_are_an_error() {
+        let args = parse(&["--device-key", "file:k#d", "connect"]);
+        let err = args.protocol().unwrap_err().to_string();
+        assert_eq!(err, "--device-key only applies to --auth scac");
+    }
+
+    #[test]
+    fn scac_suites_are_named_by_their_method() {
+        let compat = [
+            "--auth",
+            "scac",
+            "--scac-suite",
+            "SCACAuth-RSAPKCS1-2048-AES-128",
+        ];
+        let args = parse(&[&compat[..], &["connect"]].concat());
+        assert_eq!(args.scac_suite, Some(Suite::RsaCompat));
+        let base = [
+            "device", "--bundle", "d.json", "--broker", "h:1", "--auth", "scac",
+        ];
+        let unknown = Cli::try_parse_from(base.iter().chain(&["--scac-suite", "SCAC", "connect"]));
+        let err = unknown.err().unwrap().to_string();
+        assert!(
+            err.contains("SCACAuth-Ed25519-256-ChaCha20Poly1305-256"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_compatibility_suite_needs_rsa_keys_given_explicitly() {
+        let compat = [
+            "--auth",
+            "scac",
+            "--scac-suite",
+            "SCACAuth-RSAPKCS1-2048-AES-128",
+        ];
+        let no_key = parse(&[&compat[..], &["connect"]].concat());
+        let err = no_key.scac_auth().unwrap_err().to_string();
+        assert!(err.contains("give --device-key KEYREF"), "{err}");
+        let with_key = [&compat[..], &["--device-key", "file:k#card"]].concat();
+        let no_broker = parse(&[&with_key[..], &["connect"]].concat());
+        let err = no_broker.scac_auth().unwrap_err().to_string();
+        assert!(err.contains("give --broker-rsa-key PEM-FILE"), "{err}");
+        let ed25519_broker = parse(&[&with_key[..], &["--broker-key", "00", "connect"]].concat());
+        let err = ed25519_broker.scac_auth().unwrap_err().to_string();
+        assert!(err.contains("use --broker-rsa-key PEM-FILE"), "{err}");
+        let rsa_for_default = ["--auth", "scac", "--broker-rsa-key", "b.pem", "connect"];
+        let err = parse(&rsa_for_default).scac_auth().unwrap_err().to_string();
+        assert!(err.contains("use --broker-key HEX"), "{err}");
+    }
+
+    fn write_bundle(dir: &Path, brokers: &[(u8, &str)]) -> PathBuf {
+        use alloy_primitives::{Address, B256};
+        use ledgermq_ledger::admin::{BundleBroker, DeviceSecrets, ProvisioningBundle};
+        use ledgermq_ledger::contracts::Deployment;
+        let brokers = brokers
+            .iter()
+            .map(|&(byte, org)| BundleBroker {
+                account: Address::repeat_byte(byte),
+                org: org.into(),
+                signing_key: B256::repeat_byte(byte),
+                agreement_key: B256::repeat_byte(0x99),
+            })
+            .collect();
+        let deployment = Deployment {
+            chain_id: 1,
+            consortium: Address::ZERO,
+            registry: Address::ZERO,
+            audit: Address::ZERO,
+            deployed_at_block: 0,
+        };
+        let secrets = DeviceSecrets::generate();
+        let bundle =
+            ProvisioningBundle::new("sensor-42", "supplier", &secrets, brokers, deployment);
+        let path = dir.join("sensor-42.json");
+        std::fs::write(&path, bundle.to_json().as_bytes()).unwrap();
+        path
+    }
+
+    fn parse_with_bundle(bundle: &Path, args: &[&str]) -> DeviceArgs {
+        let base = [
+            "device",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--broker",
+            "h:1",
+        ];
+        Cli::try_parse_from(base.iter().chain(args).copied())
+            .map(|c| c.device)
+            .unwrap()
+    }
+
+    fn broker_key_of(args: &DeviceArgs) -> Result<PeerKey> {
+        match args.scac_auth()? {
+            Auth::Scac { broker_key, .. } => Ok(broker_key),
+            other => panic!("not SCAC: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_default_suite_takes_its_keys_from_the_bundle() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = write_bundle(dir.path(), &[(1, "carrier"), (2, "supplier")]);
+        let args = parse_with_bundle(&bundle, &["--auth", "scac", "connect"]);
+        assert_eq!(broker_key_of(&args).unwrap(), PeerKey::Ed25519([2; 32]));
+        let pick = [
+            "--auth",
+            "scac",
+            "--broker-account",
+            &format!("0x{}", "01".repeat(20)),
+        ];
+        let args = parse_with_bundle(&bundle, &[&pick[..], &["connect"]].concat());
+        assert_eq!(broker_key_of(&args).unwrap(), PeerKey::Ed25519([1; 32]));
+        let given = [
+            "--auth",
+            "scac",
+            "--broker-key",
+            &"ab".repeat(32),
+            "connect",
+        ];
+        let args = parse_with_bundle(&bundle, &given);
+        assert_eq!(broker_key_of(&args).unwrap(), PeerKey::Ed25519([0xab; 32]));
+        let short = ["--auth", "scac", "--broker-key", "abcd", "connect"];
+        let err = broker_key_of(&parse_with_bundle(&bundle, &short)).unwrap_err();
+        assert!(err.to_string().contains("64 digits"), "{err}");
+    }
+
+    #[test]
+    fn an_ambiguous_broker_choice_asks_for_broker_account_or_broker_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = write_bundle(dir.path(), &[(1, "carrier"), (2, "customer")]);
+        let args = parse_with_bundle(&bundle, &["--auth", "scac", "connect"]);
+        let err = format!("{:#}", broker_key_of(&args).unwrap_err());
+        assert!(
+            err.contains("--broker-account 0x… (a node of the bundle) or --broker-key HEX"),
+            "{err}"
+        );
+        assert!(err.contains(&format!("0x{}", "02".repeat(20))), "{err}");
     }
 }

@@ -33,7 +33,7 @@ enum Command {
     Ledger(ledger_cmd::LedgerArgs),
     /// Administer the consortium: organisations, brokers, devices, rights.
     Admin(Box<admin::AdminArgs>),
-    /// Act as a provisioned device: connect, publish or subscribe (OTP/TOTP).
+    /// Act as a provisioned device: connect, publish or subscribe (LMQ-OTP-1, TOTP, SCAC).
     Device(Box<device::DeviceArgs>),
 }
 

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use ledgermq_proto::{Packet, Protocol, PubResp, Publish, QoS, ReasonCode};
 use tokio::sync::mpsc;
 
+use super::protection::PayloadProtection;
 use super::Shared;
 use crate::{ClientError, Message};
 
@@ -50,8 +51,14 @@ impl Incoming {
     }
 
     /// Queues a PUBLISH for the application; returns the PUBREC to repeat
-    /// when the broker resends a QoS 2 message we already received.
-    pub(super) fn on_publish(&mut self, publish: Publish) -> Result<Option<Packet>, ClientError> {
+    /// when the broker resends a QoS 2 message we already received. With
+    /// SCAC, a new QoS 2 payload is opened first (a duplicate is not: its
+    /// first copy was).
+    pub(super) fn on_publish(
+        &mut self,
+        mut publish: Publish,
+        protection: Option<&mut PayloadProtection>,
+    ) -> Result<Option<Packet>, ClientError> {
         if publish.properties.topic_alias.is_some() {
             // We announce no Topic Alias Maximum, so the broker may not use one.
             return Err(ClientError::Protocol(
@@ -72,6 +79,9 @@ impl Incoming {
                 Some(Qos2::Received) => return Ok(Some(self.pubrec(publish.packet_id))),
                 Some(Qos2::Queued) => return Ok(None),
                 None => {
+                    if let Some(protection) = protection {
+                        protection.open(&mut publish)?;
+                    }
                     self.qos2.insert(publish.packet_id, Qos2::Queued);
                 }
             },
@@ -98,16 +108,25 @@ impl Incoming {
     }
 
     /// PUBREL ends a QoS 2 delivery: PUBCOMP, with 0x92 (Packet
-    /// Identifier not found) for an identifier we hold no state for.
-    pub(super) fn on_pubrel(&mut self, rel: PubResp) -> Result<Packet, ClientError> {
+    /// Identifier not found) for an identifier we hold no state for. With
+    /// SCAC every PUBREL's `Ns` is checked first, whatever its identifier:
+    /// the broker moved to its next key when it sent it.
+    pub(super) fn on_pubrel(
+        &mut self,
+        rel: PubResp,
+        protection: Option<&mut PayloadProtection>,
+    ) -> Result<Packet, ClientError> {
+        if let Some(Qos2::Queued) = self.qos2.get(&rel.packet_id) {
+            return Err(ClientError::Protocol(format!(
+                "PUBREL for packet identifier {} before this client sent PUBREC",
+                rel.packet_id
+            )));
+        }
+        if let Some(protection) = protection {
+            protection.accept_key_update(&rel)?;
+        }
         let reason = match self.qos2.remove(&rel.packet_id) {
-            Some(Qos2::Received) => ReasonCode::SUCCESS,
-            Some(Qos2::Queued) => {
-                return Err(ClientError::Protocol(format!(
-                    "PUBREL for packet identifier {} before this client sent PUBREC",
-                    rel.packet_id
-                )))
-            }
+            Some(_) => ReasonCode::SUCCESS,
             None if self.protocol == Protocol::V5 => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
             None => ReasonCode::SUCCESS,
         };

@@ -11,6 +11,7 @@
 
 mod incoming;
 mod outgoing;
+mod protection;
 mod reauth;
 
 use std::sync::atomic::AtomicUsize;
@@ -18,18 +19,21 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use ledgermq_proto::{
-    encoded_len, ConnAck, Disconnect, Packet, Protocol, Publish, QoS, ReasonCode, Subscribe,
-    SubscriptionOptions,
+    encoded_len, ConnAck, Disconnect, Packet, Protocol, PubResp, Publish, QoS, ReasonCode,
+    Subscribe, SubscriptionOptions,
 };
+use ledgermq_security::scac::{Channel, CRYPT_ERROR};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep_until, timeout, Instant};
 
 use crate::framed::PacketStream;
 use crate::otp::OtpSigner;
+use crate::scac::steps;
 use crate::{ClientError, Message};
 use incoming::Incoming;
 pub use incoming::MAX_QUEUED_QOS0;
 use outgoing::Outgoing;
+use protection::{PayloadProtection, SealError};
 use reauth::Reauth;
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ClientError>>;
@@ -120,6 +124,8 @@ pub(crate) struct Connection {
     response_timeout: Duration,
     signer: Option<OtpSigner>,
     reauth: Option<Reauth>,
+    /// SCAC: the keys of QoS 2 payloads and PUBREL key updates.
+    protection: Option<PayloadProtection>,
 }
 
 impl Connection {
@@ -130,6 +136,7 @@ impl Connection {
         keep_alive: u16,
         response_timeout: Duration,
         signer: Option<OtpSigner>,
+        scac: Option<Channel>,
     ) -> Handle {
         let protocol = stream.protocol();
         let (commands_tx, commands) = mpsc::channel(64);
@@ -152,6 +159,7 @@ impl Connection {
             response_timeout,
             signer,
             reauth: None,
+            protection: scac.map(PayloadProtection::new),
         };
         Handle {
             commands: commands_tx,
@@ -188,19 +196,25 @@ impl Connection {
         }
     }
 
-    /// Tells the broker about its own protocol violation, then answers
-    /// everyone still waiting.
+    /// Tells the broker about its own protocol violation or a payload or
+    /// key update that does not verify, then answers everyone still waiting.
     async fn stop(mut self, end: ClientError) {
         tracing::debug!("connection ended: {end}");
-        if matches!(end, ClientError::Protocol(_)) && self.protocol == Protocol::V5 {
-            let reason = self
-                .stream
-                .decode_failure()
-                .unwrap_or(ReasonCode::PROTOCOL_ERROR);
-            let disconnect = Packet::Disconnect(Disconnect {
-                reason,
-                ..Disconnect::default()
-            });
+        let disconnect = match &end {
+            ClientError::Protocol(_) if self.protocol == Protocol::V5 => {
+                let reason = self
+                    .stream
+                    .decode_failure()
+                    .unwrap_or(ReasonCode::PROTOCOL_ERROR);
+                Some(Packet::Disconnect(Disconnect {
+                    reason,
+                    ..Disconnect::default()
+                }))
+            }
+            ClientError::Crypt(_) => Some(steps::refusal(CRYPT_ERROR)),
+            _ => None,
+        };
+        if let Some(disconnect) = disconnect {
             let _ = timeout(
                 Duration::from_secs(1),
                 self.stream.write_packet(&disconnect),
@@ -228,17 +242,20 @@ impl Connection {
 
     async fn on_packet(&mut self, packet: Packet) -> Result<(), ClientError> {
         match packet {
-            Packet::Publish(publish) => match self.incoming.on_publish(publish)? {
-                Some(pubrec) => self.send(&pubrec).await,
-                None => Ok(()),
-            },
+            Packet::Publish(publish) => {
+                let protection = self.protection.as_mut();
+                match self.incoming.on_publish(publish, protection)? {
+                    Some(pubrec) => self.send(&pubrec).await,
+                    None => Ok(()),
+                }
+            }
             Packet::PubAck(ack) => {
                 self.outgoing.on_puback(ack)?;
                 self.send_ready_publishes().await
             }
             Packet::PubRec(rec) => {
                 if let Some(pubrel) = self.outgoing.on_pubrec(rec)? {
-                    self.send(&pubrel).await?;
+                    self.send_pubrel(pubrel).await?;
                 }
                 self.send_ready_publishes().await
             }
@@ -247,7 +264,7 @@ impl Connection {
                 self.send_ready_publishes().await
             }
             Packet::PubRel(rel) => {
-                let pubcomp = self.incoming.on_pubrel(rel)?;
+                let pubcomp = self.incoming.on_pubrel(rel, self.protection.as_mut())?;
                 self.send(&pubcomp).await
             }
             Packet::SubAck(ack) => self.outgoing.on_suback(ack),
@@ -314,15 +331,35 @@ impl Connection {
         sent
     }
 
-    /// Sends every queued publish Receive Maximum allows.
+    /// Sends every queued publish Receive Maximum allows; with SCAC, QoS 2
+    /// payloads are sealed now, in the order they go on the wire.
     async fn send_ready_publishes(&mut self) -> Result<(), ClientError> {
-        while let Some(publish) = self.outgoing.start_ready() {
+        while let Some(mut publish) = self.outgoing.start_ready() {
             let id = publish.packet_id;
+            if let Some(protection) = &mut self.protection {
+                match protection.seal(&mut publish) {
+                    Ok(()) => {}
+                    Err(SealError::Request(e)) => {
+                        self.outgoing.abandon(id, e);
+                        continue;
+                    }
+                    Err(SealError::Connection(e)) => return Err(e),
+                }
+            }
             if let Err(e) = self.encode_request(&Packet::Publish(publish)) {
                 self.outgoing.abandon(id, e);
             }
         }
         self.flush().await
+    }
+
+    /// With SCAC the PUBREL announces the next publisher key, computed
+    /// here, as it is written.
+    async fn send_pubrel(&mut self, mut pubrel: PubResp) -> Result<(), ClientError> {
+        if let Some(protection) = &mut self.protection {
+            protection.announce_key_update(&mut pubrel)?;
+        }
+        self.send(&Packet::PubRel(pubrel)).await
     }
 
     async fn subscribe(

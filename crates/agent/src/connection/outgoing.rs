@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use ledgermq_proto::{Packet, Protocol, PubResp, Publish, QoS, ReasonCode, SubAck};
+use ledgermq_proto::{Protocol, PubResp, Publish, QoS, ReasonCode, SubAck};
 
 use super::Reply;
 use crate::ClientError;
@@ -148,14 +148,14 @@ impl Outgoing {
 
     /// Returns the PUBREL to send: for our QoS 2 publish, or with 0x92
     /// (Packet Identifier not found) for an identifier we do not know.
-    pub(super) fn on_pubrec(&mut self, rec: PubResp) -> Result<Option<Packet>, ClientError> {
+    pub(super) fn on_pubrec(&mut self, rec: PubResp) -> Result<Option<PubResp>, ClientError> {
         let id = rec.packet_id;
         let pubrel = |reason| {
-            Some(Packet::PubRel(PubResp {
+            Some(PubResp {
                 packet_id: id,
                 reason,
                 ..PubResp::default()
-            }))
+            })
         };
         match self.pending.remove(&id) {
             Some(Pending::Publish { reply, stage }) if !matches!(stage, Awaiting::Ack) => {

@@ -6,83 +6,22 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use ledgermq_agent::{
     Auth, Client, ClientError, ClientOptions, OtpKey, PacketCounter, Protocol, QoS, ReasonCode,
 };
 use ledgermq_proto::{
-    decode, encode, Auth as AuthPacket, ConnAck, Disconnect, Packet, Properties, PubResp, Publish,
-    SubAck,
+    Auth as AuthPacket, Disconnect, Packet, Properties, PubResp, Publish, SubAck,
 };
 use ledgermq_security::{DeviceStatus, OtpDirectory, OtpServer, TotpVerifier, AUTH_METHOD};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::peer::{listen, Peer};
 
 const DEVICE: &str = "sensor-42";
 const KEY: [u8; 32] = [0x42; 32];
 const WAIT: Duration = Duration::from_secs(5);
-
-/// One client connection, seen from the broker.
-struct Peer {
-    stream: TcpStream,
-    buf: BytesMut,
-    protocol: Option<Protocol>,
-}
-
-impl Peer {
-    async fn accept(listener: &TcpListener) -> Peer {
-        let (stream, _) = listener.accept().await.unwrap();
-        Peer {
-            stream,
-            buf: BytesMut::new(),
-            protocol: None,
-        }
-    }
-
-    async fn read(&mut self) -> Packet {
-        loop {
-            if let Some(p) = decode(&mut self.buf, self.protocol, 1 << 20).unwrap() {
-                if let Packet::Connect(c) = &p {
-                    self.protocol = Some(c.protocol);
-                }
-                return p;
-            }
-            let n = self.stream.read_buf(&mut self.buf).await.unwrap();
-            assert!(n > 0, "the client closed the connection");
-        }
-    }
-
-    async fn write(&mut self, packet: Packet) {
-        let mut out = BytesMut::new();
-        encode(&packet, self.protocol.unwrap(), &mut out).unwrap();
-        self.stream.write_all(&out).await.unwrap();
-    }
-
-    async fn connack(&mut self, reason: ReasonCode) {
-        self.write(Packet::ConnAck(ConnAck {
-            reason,
-            ..ConnAck::default()
-        }))
-        .await;
-    }
-
-    /// Reads until an AUTH, returning the other packets read on the way.
-    async fn read_auth(&mut self) -> (AuthPacket, Vec<Packet>) {
-        let mut others = Vec::new();
-        loop {
-            match self.read().await {
-                Packet::Auth(a) => return (a, others),
-                other => others.push(other),
-            }
-        }
-    }
-}
-
-async fn listen() -> (TcpListener, String) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    (listener, addr)
-}
 
 /// The broker's view of the one registered device.
 struct Directory {
