@@ -5,6 +5,7 @@
 mod admin;
 mod bench;
 mod device;
+mod keys;
 mod ledger_cmd;
 mod serve;
 
@@ -35,6 +36,8 @@ enum Command {
     Admin(Box<admin::AdminArgs>),
     /// Act as a provisioned device: connect, publish or subscribe (LMQ-OTP-1, TOTP, SCAC).
     Device(Box<device::DeviceArgs>),
+    /// Generate keys in a key store (files or a PKCS#11 token); print public keys.
+    Keys(keys::KeysArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Ledger(args) => ledger_cmd::run(args),
         Command::Admin(args) => admin::run(*args),
         Command::Device(args) => device::run(*args),
+        Command::Keys(args) => keys::run(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

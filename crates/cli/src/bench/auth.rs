@@ -31,18 +31,20 @@ use ledgermq_proto::{
     decode, encode, Auth, Connect, Disconnect, Packet, Properties, Protocol, ReasonCode,
     MAX_PACKET_SIZE,
 };
+use ledgermq_security::scac::{Channel, ClientHandshake};
 use ledgermq_security::{totp, OtpClient, OtpKey, AUTH_METHOD};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::join_all;
+use super::scac::{load_scac_devices, ScacDevice, ScacKeyArgs};
 use super::stats::Histogram;
 use super::wire::reason_name;
 
 /// Bundles the bench uses unless told otherwise: `bench-auth-*.json`.
 pub const DEFAULT_PREFIX: &str = "bench-auth-";
 /// Bound on one login, and on the broker closing after DISCONNECT.
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pause after a failed round, so a broken broker is not hammered.
 const FAILURE_PAUSE: Duration = Duration::from_millis(20);
@@ -56,6 +58,25 @@ pub struct Device {
 /// Loads the provisioning bundles in `dir` whose file name starts with
 /// `prefix` and ends with `.json`, sorted by file name.
 pub fn load_devices(dir: &Path, prefix: &str) -> Result<Vec<Device>> {
+    let paths = bundle_paths(dir, prefix)?;
+    paths
+        .iter()
+        .map(|path| {
+            let bundle = ProvisioningBundle::load(path)
+                .with_context(|| format!("cannot load the bundle {}", path.display()))?;
+            let key = bundle
+                .otp_key_bytes()
+                .with_context(|| format!("bad OTP key in {}", path.display()))?;
+            Ok(Device {
+                id: bundle.device_id.clone(),
+                key: OtpKey::from_bytes(*key),
+            })
+        })
+        .collect()
+}
+
+/// The bundles `dir/<prefix>*.json`, sorted by file name; at least one.
+pub fn bundle_paths(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the bundle directory {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
@@ -72,20 +93,7 @@ pub fn load_devices(dir: &Path, prefix: &str) -> Result<Vec<Device>> {
             dir.display()
         );
     }
-    paths
-        .iter()
-        .map(|path| {
-            let bundle = ProvisioningBundle::load(path)
-                .with_context(|| format!("cannot load the bundle {}", path.display()))?;
-            let key = bundle
-                .otp_key_bytes()
-                .with_context(|| format!("bad OTP key in {}", path.display()))?;
-            Ok(Device {
-                id: bundle.device_id.clone(),
-                key: OtpKey::from_bytes(*key),
-            })
-        })
-        .collect()
+    Ok(paths)
 }
 
 /// The next `LMQ-OTP-1` packet number of a device whose last one was
@@ -112,6 +120,8 @@ pub enum Method {
     Otp,
     /// MQTT 3.1.1 user name = device id, password = TOTP; each device once.
     Totp,
+    /// SCAC mutual authentication (--suite), looped for --duration.
+    Scac,
 }
 
 impl Method {
@@ -119,6 +129,7 @@ impl Method {
         match self {
             Method::Otp => "otp",
             Method::Totp => "totp",
+            Method::Scac => "scac",
         }
     }
 }
@@ -155,6 +166,8 @@ pub struct AuthArgs {
     /// Threads of the load generator; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    #[command(flatten)]
+    pub scac: ScacKeyArgs,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -164,9 +177,12 @@ pub fn run(args: AuthArgs) -> Result<()> {
     if !(args.duration > 0.0 && args.duration <= 86_400.0) {
         bail!("--duration must be between 0 and 86400 seconds");
     }
-    let devices = load_devices(&args.bundles, &args.prefix)?;
+    let devices = match args.method {
+        Method::Scac => Devices::Scac(load_scac_devices(&args.bundles, &args.prefix, &args.scac)?),
+        _ => Devices::Otp(load_devices(&args.bundles, &args.prefix)?),
+    };
     let concurrency = args.concurrency as usize;
-    if args.method == Method::Otp && devices.len() < concurrency {
+    if args.method != Method::Totp && devices.len() < concurrency {
         bail!(
             "--concurrency {concurrency} needs as many devices, but {} has {} bundles named {}*",
             args.bundles.display(),
@@ -216,7 +232,31 @@ struct Outcome {
     report: WorkerReport,
 }
 
-async fn execute(args: &AuthArgs, devices: Vec<Device>) -> Result<Outcome> {
+/// The devices of a run, with what their method needs.
+enum Devices {
+    Otp(Vec<Device>),
+    Scac(Vec<ScacDevice>),
+}
+
+impl Devices {
+    fn len(&self) -> usize {
+        match self {
+            Devices::Otp(d) => d.len(),
+            Devices::Scac(d) => d.len(),
+        }
+    }
+}
+
+/// Splits `devices` into `n` shares: worker w owns w, w + n, w + 2n, ...
+fn shares<T>(devices: Vec<T>, n: usize) -> Vec<Vec<T>> {
+    let mut shares: Vec<Vec<T>> = (0..n).map(|_| Vec::new()).collect();
+    for (i, d) in devices.into_iter().enumerate() {
+        shares[i % n].push(d);
+    }
+    shares
+}
+
+async fn execute(args: &AuthArgs, devices: Devices) -> Result<Outcome> {
     let addr = tokio::net::lookup_host((args.host.as_str(), args.port))
         .await
         .with_context(|| format!("cannot resolve {}", args.host))?
@@ -226,19 +266,17 @@ async fn execute(args: &AuthArgs, devices: Vec<Device>) -> Result<Outcome> {
     let concurrency = args.concurrency as usize;
     let start = Instant::now();
     let stop_at = start + Duration::from_secs_f64(args.duration);
-    let tasks = match args.method {
-        Method::Otp => {
-            // Worker w owns devices w, w + C, w + 2C, ...
-            let mut shares: Vec<Vec<Device>> = (0..concurrency).map(|_| Vec::new()).collect();
-            for (i, d) in devices.into_iter().enumerate() {
-                shares[i % concurrency].push(d);
-            }
-            shares
-                .into_iter()
-                .map(|share| tokio::spawn(otp_worker(addr, share, stop_at)))
-                .collect()
-        }
-        Method::Totp => {
+    let tasks = match (args.method, devices) {
+        (Method::Scac, Devices::Scac(devices)) => shares(devices, concurrency)
+            .into_iter()
+            .map(|share| tokio::spawn(scac_worker(addr, share, stop_at)))
+            .collect(),
+        (_, Devices::Scac(_)) => bail!("SCAC devices for another method"),
+        (Method::Otp | Method::Scac, Devices::Otp(devices)) => shares(devices, concurrency)
+            .into_iter()
+            .map(|share| tokio::spawn(otp_worker(addr, share, stop_at)))
+            .collect(),
+        (Method::Totp, Devices::Otp(devices)) => {
             let devices = Arc::new(devices);
             let next = Arc::new(AtomicUsize::new(0));
             let (step, digits) = (args.totp_step, args.totp_digits);
@@ -299,6 +337,33 @@ async fn otp_worker(
     Ok(report)
 }
 
+async fn scac_worker(
+    addr: SocketAddr,
+    devices: Vec<ScacDevice>,
+    stop_at: Instant,
+) -> Result<WorkerReport> {
+    let mut report = WorkerReport::default();
+    let mut conn = Conn::new(Protocol::V5);
+    let mut turn = 0;
+    while Instant::now() < stop_at {
+        let device = &devices[turn % devices.len()];
+        turn += 1;
+        let started = Instant::now();
+        match conn.scac_login(addr, device).await {
+            Ok((stream, _channel)) => {
+                report.latency.record(started.elapsed().as_nanos() as u64);
+                report.logins += 1;
+                conn.disconnect(stream).await;
+            }
+            Err(e) => {
+                report.failed(e);
+                tokio::time::sleep(FAILURE_PAUSE).await;
+            }
+        }
+    }
+    Ok(report)
+}
+
 async fn totp_worker(
     addr: SocketAddr,
     devices: Arc<Vec<Device>>,
@@ -329,14 +394,14 @@ async fn totp_worker(
 
 /// A worker's buffers, reused from one connection to the next: a login
 /// allocates nothing but the packets' own fields.
-struct Conn {
+pub(super) struct Conn {
     protocol: Protocol,
     rbuf: BytesMut,
     wbuf: BytesMut,
 }
 
 impl Conn {
-    fn new(protocol: Protocol) -> Conn {
+    pub(super) fn new(protocol: Protocol) -> Conn {
         Conn {
             protocol,
             rbuf: BytesMut::with_capacity(4096),
@@ -369,7 +434,7 @@ impl Conn {
     }
 
     /// The full `LMQ-OTP-1` exchange; the stream once CONNACK 0x00 arrived.
-    async fn otp_login(
+    pub(super) async fn otp_login(
         &mut self,
         addr: SocketAddr,
         device: &Device,
@@ -423,6 +488,53 @@ impl Conn {
         Ok(stream)
     }
 
+    /// The full SCAC exchange (CONNECT step 1 → AUTH step 2 → AUTH step 3
+    /// → CONNACK 0x00); the stream and the payload keys.
+    pub(super) async fn scac_login(
+        &mut self,
+        addr: SocketAddr,
+        device: &ScacDevice,
+    ) -> Result<(TcpStream, Channel)> {
+        let method = device.suite.method();
+        let (handshake, step1) =
+            ClientHandshake::start(device.suite, &device.id, &device.key, &device.broker)
+                .map_err(|e| anyhow!("{}: step 1: {e}", device.id))?;
+        let mut stream = self.open(addr).await?;
+        let deadline = Instant::now() + LOGIN_TIMEOUT;
+        let mut connect = self.connect_packet(&device.id);
+        connect.properties.authentication_method = Some(method.into());
+        connect.properties.authentication_data = Some(step1.into());
+        self.send(&mut stream, &Packet::Connect(connect)).await?;
+        let step2 = match self.receive(&mut stream, deadline).await? {
+            Packet::Auth(auth) if auth.reason == ReasonCode::CONTINUE_AUTHENTICATION => auth
+                .properties
+                .authentication_data
+                .ok_or_else(|| anyhow!("{}: step 2 without data", device.id))?,
+            Packet::ConnAck(ack) => bail!(
+                "{}: refused at step 1: CONNACK {} ({})",
+                device.id,
+                ack.reason,
+                reason_name(ack.reason)
+            ),
+            other => bail!("{}: {} instead of AUTH", device.id, other.name()),
+        };
+        let (step3, channel) = handshake
+            .on_step2(&step2)
+            .map_err(|e| anyhow!("{}: the broker's step 2 does not verify: {e}", device.id))?;
+        let answer = Packet::Auth(Auth {
+            reason: ReasonCode::CONTINUE_AUTHENTICATION,
+            properties: Properties {
+                authentication_method: Some(method.into()),
+                authentication_data: Some(step3.into()),
+                ..Default::default()
+            },
+        });
+        self.send(&mut stream, &answer).await?;
+        self.expect_connack(&mut stream, deadline, &device.id)
+            .await?;
+        Ok((stream, channel))
+    }
+
     /// An MQTT 3.1.1 login with a TOTP password.
     async fn totp_login(
         &mut self,
@@ -458,7 +570,7 @@ impl Conn {
         }
     }
 
-    async fn send(&mut self, stream: &mut TcpStream, packet: &Packet) -> Result<()> {
+    pub(super) async fn send(&mut self, stream: &mut TcpStream, packet: &Packet) -> Result<()> {
         self.wbuf.clear();
         encode(packet, self.protocol, &mut self.wbuf)
             .map_err(|e| anyhow!("cannot encode {}: {e}", packet.name()))?;
@@ -469,7 +581,11 @@ impl Conn {
     }
 
     /// The next packet from the broker, within `deadline`.
-    async fn receive(&mut self, stream: &mut TcpStream, deadline: Instant) -> Result<Packet> {
+    pub(super) async fn receive(
+        &mut self,
+        stream: &mut TcpStream,
+        deadline: Instant,
+    ) -> Result<Packet> {
         loop {
             if let Some(packet) = decode(&mut self.rbuf, Some(self.protocol), MAX_PACKET_SIZE)
                 .map_err(|e| anyhow!("bad packet from the broker: {e}"))?
@@ -534,6 +650,7 @@ impl Outcome {
         let what = match args.method {
             Method::Otp => format!("{AUTH_METHOD} handshakes (MQTT 5)"),
             Method::Totp => "TOTP logins (MQTT 3.1.1), each device once".into(),
+            Method::Scac => format!("{} handshakes (MQTT 5)", args.scac.suite.suite().method()),
         };
         let _ = writeln!(
             out,

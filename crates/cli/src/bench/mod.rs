@@ -13,6 +13,7 @@
 
 mod auth;
 mod client;
+mod scac;
 mod stats;
 mod wire;
 
@@ -114,8 +115,10 @@ pub struct BenchArgs {
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum BenchCommand {
-    /// Measure device logins: LMQ-OTP-1 handshakes or TOTP logins per second.
+    /// Measure device logins: LMQ-OTP-1 or SCAC handshakes, or TOTP logins, per second.
     Auth(auth::AuthArgs),
+    /// Protected (SCAC) QoS 2 messages per second, or the same loop unprotected.
+    ScacMessages(scac::MessagesArgs),
 }
 
 fn parse_protocol(s: &str) -> Result<u8, String> {
@@ -184,8 +187,10 @@ impl BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    if let Some(BenchCommand::Auth(auth_args)) = args.command {
-        return auth::run(auth_args);
+    match args.command {
+        Some(BenchCommand::Auth(auth_args)) => return auth::run(auth_args),
+        Some(BenchCommand::ScacMessages(m)) => return scac::run_messages(m),
+        None => {}
     }
     args.validate()?;
     let devices = match &args.otp_bundles {
