@@ -342,3 +342,99 @@ fn reauthentication_is_refused_on_a_protected_connection() {
     });
     sensor.client.expect_disconnect(&[0x8C]);
 }
+
+/// A device owner drives both suites from a shell with `ledgermq device
+/// --auth scac`: connect, a QoS 2 subscriber and publisher, refusals.
+#[test]
+fn device_cli_drives_both_suites() {
+    let Some(net) = Net::start(&[], true) else {
+        return;
+    };
+    let broker = format!("127.0.0.1:{}", net.port());
+    let device = |bundle: &str, args: &[&str]| -> std::process::Command {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ledgermq"));
+        cmd.current_dir(&net.dir)
+            .args(["device", "--bundle", &format!("bundles/{bundle}.json")])
+            .args(["--broker", &broker, "--auth", "scac"])
+            .args(args);
+        cmd
+    };
+    let run = |bundle: &str, args: &[&str]| device(bundle, args).output().unwrap();
+    let ok = |out: &std::process::Output| {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        ok(&run(SENSOR, &["connect"])).trim(),
+        format!("CONNECTED {SENSOR}")
+    );
+
+    let mut sub = device(
+        READER,
+        &["sub", "--topic", "plant/#", "--qos", "2", "--count", "1"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        ok(&run(
+            SENSOR,
+            &["pub", "--topic", TOPIC, "--message", "23.5", "--qos", "2"],
+        ));
+        if sub.try_wait().unwrap().is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the subscriber got nothing"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = sub.wait_with_output().unwrap();
+    assert_eq!(ok(&out), "23.5\n");
+
+    // The compatibility suite: the card's RSA key from a file key store.
+    let card_key = format!("file:{}#card", net.dir.join("scac-keys").display());
+    let compat = [
+        "--scac-suite",
+        COMPAT,
+        "--device-key",
+        &card_key,
+        "--broker-rsa-key",
+        "broker-rsa.pub.pem",
+    ];
+    let mut args = compat.to_vec();
+    args.extend(["pub", "--topic", TOPIC, "--message", "23.6", "--qos", "2"]);
+    ok(&run(CARD, &args));
+
+    // A device key that is not the registered one: refused with 0x87.
+    let mut args = compat.to_vec();
+    args[3] = "file:/nonexistent#card";
+    args.push("connect");
+    let out = run(CARD, &args);
+    assert!(!out.status.success());
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_ledgermq"))
+        .current_dir(&net.dir)
+        .args(["keys", "generate", "--kind", "ed25519", "--key"])
+        .arg(format!(
+            "file:{}#other",
+            net.dir.join("other-keys").display()
+        ))
+        .output()
+        .unwrap();
+    ok(&other);
+    let other_key = format!("file:{}#other", net.dir.join("other-keys").display());
+    let out = run(SENSOR, &["--device-key", &other_key, "connect"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0x87"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

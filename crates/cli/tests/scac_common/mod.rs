@@ -99,6 +99,19 @@ pub fn compat_keys(dir: &Path) -> Vec<(String, String)> {
     let file = keys.join("broker-rsa.pem");
     std::fs::write(&file, pem.as_bytes()).unwrap();
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // The card's key too, for `ledgermq device --device-key file:…#card`,
+    // and the broker's public key for `--broker-rsa-key`.
+    let card = keys.join("card.pem");
+    let pem = rsa_key(DEVICE_RSA_P, DEVICE_RSA_Q)
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap();
+    std::fs::write(&card, pem.as_bytes()).unwrap();
+    std::fs::set_permissions(&card, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let broker_public = rsa_key(BROKER_RSA_P, BROKER_RSA_Q)
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    std::fs::write(dir.join("broker-rsa.pub.pem"), broker_public).unwrap();
     let devices = dir.join("rsa-devices");
     private_dir(&devices, 0o755);
     let public = rsa_key(DEVICE_RSA_P, DEVICE_RSA_Q)
