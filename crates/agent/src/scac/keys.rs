@@ -6,8 +6,6 @@
 
 use ledgermq_keystore::{KeyHandle, KeyRef};
 use ledgermq_security::scac::{LocalKey, PeerKey};
-use rsa::pkcs8::DecodePublicKey as _;
-use rsa::traits::PublicKeyParts as _;
 
 use crate::ClientError;
 
@@ -39,19 +37,7 @@ pub fn local_key(handle: KeyHandle) -> Result<LocalKey, ClientError> {
 /// SubjectPublicKeyInfo PEM (`-----BEGIN PUBLIC KEY-----`, what
 /// `openssl pkey -pubout` writes).
 pub fn rsa_public_key_from_pem(pem: &str) -> Result<PeerKey, ClientError> {
-    let key = rsa::RsaPublicKey::from_public_key_pem(pem).map_err(|e| {
-        ClientError::Credentials(format!("not an RSA SubjectPublicKeyInfo PEM: {e}"))
-    })?;
-    if key.size() != 256 {
-        return Err(ClientError::Credentials(format!(
-            "the broker's RSA key has {} bits; SCAC needs RSA-2048",
-            key.size() * 8
-        )));
-    }
-    Ok(PeerKey::Rsa {
-        n: key.n().to_bytes_be(),
-        e: key.e().to_bytes_be(),
-    })
+    PeerKey::rsa_from_pem(pem).map_err(|e| ClientError::Credentials(e.to_string()))
 }
 
 #[cfg(test)]

@@ -126,6 +126,12 @@ impl PeerKey {
                 party: Party::Broker,
                 reason: "not an RSA public key in PEM (SubjectPublicKeyInfo or PKCS#1)",
             })?;
+        if key.size() != 256 {
+            return Err(ScacError::BadPublicKey {
+                party: Party::Broker,
+                reason: "not an RSA-2048 key (SCAC needs 2048 bits)",
+            });
+        }
         Ok(PeerKey::Rsa {
             n: key.n().to_bytes_be(),
             e: key.e().to_bytes_be(),
