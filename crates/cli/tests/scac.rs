@@ -30,14 +30,7 @@ fn default_suite_authenticates_both_sides_and_rolls_payload_keys() {
     };
     let mut reader = net.connect(READER);
     reader.subscribe("plant/#");
-    let hs = handshake(
-        net.port(),
-        Suite::Default,
-        SENSOR,
-        &net.device_key(SENSOR),
-        &net.broker_key(SENSOR),
-        Options::default(),
-    );
+    let hs = net.handshake(SENSOR, Options::default());
     assert_eq!(
         hs.connack_method.as_deref(),
         Some(Suite::Default.method()),
@@ -80,14 +73,7 @@ fn wrong_device_key_is_refused_and_locks_the_uid_out() {
     );
     assert_eq!(hs.code, Some(0x87));
     assert!(hs.step3.is_none(), "no step 2 for a forged step 1");
-    let locked = handshake(
-        net.port(),
-        Suite::Default,
-        SENSOR,
-        &net.device_key(SENSOR),
-        &net.broker_key(SENSOR),
-        Options::default(),
-    );
+    let locked = net.handshake(SENSOR, Options::default());
     assert_eq!(locked.code, Some(0x87), "locked out right after a failure");
     // Other devices are not affected.
     net.connect(READER);
@@ -109,12 +95,8 @@ fn altered_handshake_steps_are_refused() {
         return;
     };
     for at in [0, 31, 63, 64, 95] {
-        let hs = handshake(
-            net.port(),
-            Suite::Default,
+        let hs = net.handshake(
             SENSOR,
-            &net.device_key(SENSOR),
-            &net.broker_key(SENSOR),
             Options {
                 tamper3: Some(flip(at)),
                 ..Options::default()
@@ -123,12 +105,8 @@ fn altered_handshake_steps_are_refused() {
         assert_eq!(hs.code, Some(0x87), "step 3 altered at byte {at}");
     }
     for at in [0, 40, 100, 127] {
-        let hs = handshake(
-            net.port(),
-            Suite::Default,
+        let hs = net.handshake(
             SENSOR,
-            &net.device_key(SENSOR),
-            &net.broker_key(SENSOR),
             Options {
                 tamper2: Some(flip(at)),
                 ..Options::default()
@@ -148,23 +126,12 @@ fn replayed_steps_are_refused() {
     let Some(net) = Net::start(&[("scac-lockout", "0")], false) else {
         return;
     };
-    let first = handshake(
-        net.port(),
-        Suite::Default,
-        SENSOR,
-        &net.device_key(SENSOR),
-        &net.broker_key(SENSOR),
-        Options::default(),
-    );
+    let first = net.handshake(SENSOR, Options::default());
     assert_eq!(first.code, Some(0));
     let (step1, step3) = (first.step1.clone(), first.step3.clone().unwrap());
     first.client.disconnect();
-    let replay = handshake(
-        net.port(),
-        Suite::Default,
+    let replay = net.handshake(
         SENSOR,
-        &net.device_key(SENSOR),
-        &net.broker_key(SENSOR),
         Options {
             step1: Some(step1),
             step3: Some(step3),
@@ -218,12 +185,8 @@ fn a_lost_pubrel_is_resent_under_the_new_keys_in_both_directions() {
         return;
     };
     let persistent = |device: &str| {
-        handshake(
-            net.port(),
-            Suite::Default,
+        net.handshake(
             device,
-            &net.device_key(device),
-            &net.broker_key(device),
             Options {
                 persistent: true,
                 ..Options::default()

@@ -147,14 +147,7 @@ fn scac_with_broker_and_device_keys_inside_softhsm() {
     sensor.publish(TOPIC, b"22.0");
     assert_eq!(reader.receive(), b"22.0");
     // The key from the provisioning bundle was replaced on the ledger.
-    let old = handshake(
-        net.port(),
-        Suite::Default,
-        SENSOR,
-        &net.device_key(SENSOR),
-        &net.broker_key(SENSOR),
-        Options::default(),
-    );
+    let old = net.handshake(SENSOR, Options::default());
     assert_eq!(old.code, Some(0x87));
 
     // Compatibility suite: both RSA keys in the token (the broker process

@@ -212,16 +212,21 @@ impl Net {
         PeerKey::Ed25519(self.bundle(device).brokers[0].signing_key.0)
     }
 
-    pub fn connect(&self, device: &str) -> Scac {
-        let hs = handshake(
+    /// A default-suite handshake of `device` with its bundle's keys.
+    pub fn handshake(&self, device: &str, opts: Options) -> Handshake {
+        handshake(
             self.port(),
             Suite::Default,
             device,
             &self.device_key(device),
             &self.broker_key(device),
-            Options::default(),
-        );
-        hs.connected(&self.broker)
+            opts,
+        )
+    }
+
+    pub fn connect(&self, device: &str) -> Scac {
+        self.handshake(device, Options::default())
+            .connected(&self.broker)
     }
 }
 
