@@ -6,16 +6,15 @@
 
 mod common;
 
-use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use common::ledger::{ledgermq, ok, repo, start_anvil, Anvil, ANVIL_KEY0};
 use common::{Broker, Client, Connect, Packet, Props, Publish, Recv, QUIET, V5};
 use ledgermq_ledger::admin::ProvisioningBundle;
 use ledgermq_security::{totp, OtpClient, OtpKey, AUTH_METHOD};
 
-const ANVIL_KEY0: &str = "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
 const SENSOR: &str = "supplier-temperature-sensor";
 const TEMPERATURE: &str = "Temperature/raw Material";
 /// Short TOTP steps keep the tests quick; every login needs a new step.
@@ -27,80 +26,6 @@ const TOTP_STEP: u64 = 2;
 enum Backend {
     Embedded,
     Anvil,
-}
-
-struct Anvil(Child);
-
-impl Drop for Anvil {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The native anvil binary (the npm wrapper's child would outlive a kill).
-fn anvil_binary() -> PathBuf {
-    let packages = repo().join("tools/anvil/node_modules/@foundry-rs");
-    std::fs::read_dir(&packages)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("anvil-"))
-        .map(|e| e.path().join("bin/anvil"))
-        .find(|bin| bin.is_file())
-        .unwrap_or_else(|| panic!("anvil is not installed: run scripts/install-test-deps-ledger"))
-}
-
-fn start_anvil() -> (Anvil, String) {
-    for _ in 0..10 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new(anvil_binary())
-            .args(["--port", &port.to_string(), "--hardfork", "cancun"])
-            .args(["--silent", "--host", "127.0.0.1"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn anvil");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return (Anvil(child), format!("http://127.0.0.1:{port}"));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    panic!("could not start anvil");
-}
-
-fn ledgermq(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ledgermq"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run ledgermq")
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = ledgermq(dir, args);
-    assert!(
-        out.status.success(),
-        "ledgermq {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// A consortium with the supply chain applied and one broker node

@@ -10,6 +10,7 @@
 
 #![allow(dead_code)]
 
+pub mod ledger;
 pub mod wire;
 
 use std::collections::VecDeque;

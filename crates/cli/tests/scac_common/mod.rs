@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::common::ledger::ledgermq;
 use crate::common::{Ack, Broker, Client, Connect, Packet, Props, Publish, Recv, V5};
 use alloy_primitives::hex;
 use ledgermq_keystore::software::SoftwareEd25519;
@@ -65,14 +65,6 @@ rights = ["plant/#:pub,sub"]
 pub struct Net {
     pub broker: Broker,
     pub dir: PathBuf,
-}
-
-pub fn ledgermq(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ledgermq"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("run ledgermq")
 }
 
 pub fn rsa_key(p: &str, q: &str) -> rsa::RsaPrivateKey {
