@@ -141,13 +141,7 @@ impl AuthExchange for OtpExchange {
             peer,
             protocol,
         } = *self;
-        let attempt = LoginAttempt {
-            peer,
-            protocol,
-            client_id: "",
-            username: None,
-            password: None,
-        };
+        let attempt = later_step(peer, protocol);
         let device_id = awaiting.device_id().to_owned();
         let done = match awaiting.finish(data, unix_ms()) {
             Ok(done) => done,
@@ -186,6 +180,21 @@ impl AuthExchange for OtpExchange {
             )));
         }
         AuthStep::Done(Ok(access.succeeded(&device_id, AUTH_METHOD)))
+    }
+}
+
+/// The attempt as a later step of an exchange knows it: failures are
+/// counted per peer address (and per device, named by the exchange).
+pub(crate) fn later_step(
+    peer: std::net::SocketAddr,
+    protocol: ledgermq_proto::Protocol,
+) -> LoginAttempt<'static> {
+    LoginAttempt {
+        peer,
+        protocol,
+        client_id: "",
+        username: None,
+        password: None,
     }
 }
 

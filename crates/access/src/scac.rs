@@ -30,7 +30,7 @@ use ledgermq_security::scac::{
 use ledgermq_security::OtpError;
 use parking_lot::Mutex;
 
-use crate::authenticator::{admissible, same_client};
+use crate::authenticator::{admissible, later_step, same_client};
 use crate::{Access, AccessError};
 
 /// Locked-out UIDs kept before expired entries are pruned.
@@ -314,13 +314,7 @@ impl AuthExchange for ScacExchange {
             peer,
             protocol,
         } = *self;
-        let attempt = LoginAttempt {
-            peer,
-            protocol,
-            client_id: "",
-            username: None,
-            password: None,
-        };
+        let attempt = later_step(peer, protocol);
         let Some(scac) = access.scac.get() else {
             return AuthStep::Done(Err(Refusal::new(
                 ReasonCode::BAD_AUTHENTICATION_METHOD,

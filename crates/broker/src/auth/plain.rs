@@ -315,9 +315,6 @@ impl Authorizer for AllowAll {
     fn can_publish(&self, _: &ClientIdentity, _: &str) -> bool {
         true
     }
-    fn publish_epoch(&self) -> Option<u64> {
-        Some(0)
-    }
     fn can_subscribe(&self, _: &ClientIdentity, _: &str) -> bool {
         true
     }

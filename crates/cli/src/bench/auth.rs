@@ -256,6 +256,34 @@ fn shares<T>(devices: Vec<T>, n: usize) -> Vec<Vec<T>> {
     shares
 }
 
+/// The devices one looping worker logs in, in turn.
+enum Share {
+    /// With each device's last packet number.
+    Otp(Vec<Device>, Vec<u64>),
+    Scac(Vec<ScacDevice>),
+}
+
+impl Share {
+    fn len(&self) -> usize {
+        match self {
+            Share::Otp(d, _) => d.len(),
+            Share::Scac(d) => d.len(),
+        }
+    }
+
+    /// The whole login of device `i`: the stream once CONNACK 0x00 arrived.
+    async fn login(&mut self, conn: &mut Conn, addr: SocketAddr, i: usize) -> Result<TcpStream> {
+        match self {
+            Share::Otp(devices, last) => {
+                let packet_number = next_packet_number(last[i]);
+                last[i] = packet_number;
+                conn.otp_login(addr, &devices[i], packet_number).await
+            }
+            Share::Scac(devices) => Ok(conn.scac_login(addr, &devices[i]).await?.0),
+        }
+    }
+}
+
 async fn execute(args: &AuthArgs, devices: Devices) -> Result<Outcome> {
     let addr = tokio::net::lookup_host((args.host.as_str(), args.port))
         .await
@@ -267,14 +295,17 @@ async fn execute(args: &AuthArgs, devices: Devices) -> Result<Outcome> {
     let start = Instant::now();
     let stop_at = start + Duration::from_secs_f64(args.duration);
     let tasks = match (args.method, devices) {
-        (Method::Scac, Devices::Scac(devices)) => shares(devices, concurrency)
+        (Method::Totp, Devices::Scac(_)) => bail!("TOTP logins need OTP keys"),
+        (Method::Otp | Method::Scac, Devices::Scac(devices)) => shares(devices, concurrency)
             .into_iter()
-            .map(|share| tokio::spawn(scac_worker(addr, share, stop_at)))
+            .map(|share| tokio::spawn(login_worker(addr, Share::Scac(share), stop_at)))
             .collect(),
-        (_, Devices::Scac(_)) => bail!("SCAC devices for another method"),
         (Method::Otp | Method::Scac, Devices::Otp(devices)) => shares(devices, concurrency)
             .into_iter()
-            .map(|share| tokio::spawn(otp_worker(addr, share, stop_at)))
+            .map(|share| {
+                let last = vec![0; share.len()];
+                tokio::spawn(login_worker(addr, Share::Otp(share, last), stop_at))
+            })
             .collect(),
         (Method::Totp, Devices::Otp(devices)) => {
             let devices = Arc::new(devices);
@@ -307,50 +338,21 @@ async fn execute(args: &AuthArgs, devices: Devices) -> Result<Outcome> {
     })
 }
 
-async fn otp_worker(
+/// Loops over the share's devices until `stop_at`: login, DISCONNECT.
+async fn login_worker(
     addr: SocketAddr,
-    devices: Vec<Device>,
+    mut share: Share,
     stop_at: Instant,
 ) -> Result<WorkerReport> {
     let mut report = WorkerReport::default();
     let mut conn = Conn::new(Protocol::V5);
-    let mut last = vec![0u64; devices.len()];
     let mut turn = 0;
     while Instant::now() < stop_at {
-        let i = turn % devices.len();
+        let i = turn % share.len();
         turn += 1;
-        let packet_number = next_packet_number(last[i]);
-        last[i] = packet_number;
         let started = Instant::now();
-        match conn.otp_login(addr, &devices[i], packet_number).await {
+        match share.login(&mut conn, addr, i).await {
             Ok(stream) => {
-                report.latency.record(started.elapsed().as_nanos() as u64);
-                report.logins += 1;
-                conn.disconnect(stream).await;
-            }
-            Err(e) => {
-                report.failed(e);
-                tokio::time::sleep(FAILURE_PAUSE).await;
-            }
-        }
-    }
-    Ok(report)
-}
-
-async fn scac_worker(
-    addr: SocketAddr,
-    devices: Vec<ScacDevice>,
-    stop_at: Instant,
-) -> Result<WorkerReport> {
-    let mut report = WorkerReport::default();
-    let mut conn = Conn::new(Protocol::V5);
-    let mut turn = 0;
-    while Instant::now() < stop_at {
-        let device = &devices[turn % devices.len()];
-        turn += 1;
-        let started = Instant::now();
-        match conn.scac_login(addr, device).await {
-            Ok((stream, _channel)) => {
                 report.latency.record(started.elapsed().as_nanos() as u64);
                 report.logins += 1;
                 conn.disconnect(stream).await;
@@ -631,20 +633,6 @@ impl Outcome {
         self.report.logins as f64 / self.elapsed.as_secs_f64()
     }
 
-    /// Login latency quantiles in microseconds: p50, p90, p99, max.
-    fn latency_us(&self) -> Option<[f64; 4]> {
-        let h = &self.report.latency;
-        (h.len() > 0).then(|| {
-            [
-                h.quantile(0.50),
-                h.quantile(0.90),
-                h.quantile(0.99),
-                h.max(),
-            ]
-            .map(|ns| ns as f64 / 1000.0)
-        })
-    }
-
     fn to_table(&self, args: &AuthArgs) -> String {
         let mut out = String::new();
         let what = match args.method {
@@ -670,7 +658,7 @@ impl Outcome {
             ),
         );
         row("failures", self.report.failures.to_string());
-        match self.latency_us() {
+        match self.report.latency.summary_us() {
             Some([p50, p90, p99, max]) => row(
                 "latency",
                 format!(
@@ -690,7 +678,7 @@ impl Outcome {
     }
 
     fn to_json(&self, args: &AuthArgs) -> String {
-        let latency = match self.latency_us() {
+        let latency = match self.report.latency.summary_us() {
             Some([p50, p90, p99, max]) => format!(
                 "{{\"p50\":{p50:.1},\"p90\":{p90:.1},\"p99\":{p99:.1},\"max\":{max:.1},\"samples\":{}}}",
                 self.report.latency.len()

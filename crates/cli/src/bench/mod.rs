@@ -506,20 +506,6 @@ impl Outcome {
         }
     }
 
-    /// Latency quantiles in microseconds: p50, p90, p99, max.
-    fn latency_us(&self) -> Option<[f64; 4]> {
-        let h = &self.latency;
-        (h.len() > 0).then(|| {
-            [
-                h.quantile(0.50),
-                h.quantile(0.90),
-                h.quantile(0.99),
-                h.max(),
-            ]
-            .map(|ns| ns as f64 / 1000.0)
-        })
-    }
-
     fn to_table(&self, args: &BenchArgs) -> String {
         let mut out = String::new();
         let rate = if args.rate > 0.0 {
@@ -567,7 +553,7 @@ impl Outcome {
             format!("{} ({:.3} %)", self.loss(), self.loss_pct()),
         );
         row("duplicates", self.duplicates.to_string());
-        match self.latency_us() {
+        match self.latency.summary_us() {
             Some([p50, p90, p99, max]) => row(
                 "latency",
                 format!(
@@ -599,7 +585,7 @@ impl Outcome {
     }
 
     fn to_json(&self, args: &BenchArgs) -> String {
-        let latency = match self.latency_us() {
+        let latency = match self.latency.summary_us() {
             Some([p50, p90, p99, max]) => format!(
                 "{{\"p50\":{p50:.1},\"p90\":{p90:.1},\"p99\":{p99:.1},\"max\":{max:.1},\"samples\":{}}}",
                 self.latency.len()

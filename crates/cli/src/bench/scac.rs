@@ -290,7 +290,7 @@ pub fn run_messages(args: MessagesArgs) -> Result<()> {
     runtime.shutdown_timeout(Duration::from_millis(200));
     let (messages, elapsed, latency) = outcome?;
     let rate = messages as f64 / elapsed.as_secs_f64();
-    let q = |p: f64| latency.quantile(p) as f64 / 1000.0;
+    let [p50, _, p99, _] = latency.summary_us().unwrap_or_default();
     let protect = match args.protect {
         Protect::Scac => args.keys.suite.suite().method(),
         Protect::None => "none (LMQ-OTP-1 login)",
@@ -301,8 +301,8 @@ pub fn run_messages(args: MessagesArgs) -> Result<()> {
             args.pairs,
             args.payload,
             elapsed.as_secs_f64(),
-            q(0.5),
-            q(0.99)
+            p50,
+            p99
         );
     } else {
         println!(
@@ -315,8 +315,8 @@ pub fn run_messages(args: MessagesArgs) -> Result<()> {
         );
         println!(
             "  latency       p50 {}  p99 {}  (PUBLISH to the subscriber's data)",
-            super::human_us(q(0.5)),
-            super::human_us(q(0.99))
+            super::human_us(p50),
+            super::human_us(p99)
         );
     }
     Ok(())

@@ -49,8 +49,18 @@ impl Histogram {
         self.total
     }
 
-    pub fn max(&self) -> u64 {
-        self.max
+    /// p50, p90, p99 and max in microseconds (samples in nanoseconds);
+    /// `None` without samples.
+    pub fn summary_us(&self) -> Option<[f64; 4]> {
+        (self.total > 0).then(|| {
+            [
+                self.quantile(0.50),
+                self.quantile(0.90),
+                self.quantile(0.99),
+                self.max,
+            ]
+            .map(|ns| ns as f64 / 1000.0)
+        })
     }
 
     /// The value below which a fraction `q` (0..=1) of the samples fall,
@@ -150,7 +160,7 @@ mod tests {
             let got = h.quantile(q) as f64;
             assert!((got - expect).abs() / expect < 0.01, "q{q}: {got}");
         }
-        assert_eq!(h.max(), 100_000_000);
+        assert_eq!(h.max, 100_000_000);
         assert_eq!(h.quantile(1.0), 100_000_000);
     }
 
