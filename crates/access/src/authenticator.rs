@@ -119,6 +119,7 @@ impl Authenticator for LedgerAuthenticator {
                 access: access.clone(),
                 awaiting,
                 peer: attempt.peer,
+                listener: attempt.listener,
                 protocol: attempt.protocol,
             }),
         }
@@ -130,6 +131,7 @@ struct OtpExchange {
     access: Arc<Access>,
     awaiting: AwaitingProof,
     peer: std::net::SocketAddr,
+    listener: std::net::SocketAddr,
     protocol: ledgermq_proto::Protocol,
 }
 
@@ -139,9 +141,10 @@ impl AuthExchange for OtpExchange {
             access,
             awaiting,
             peer,
+            listener,
             protocol,
         } = *self;
-        let attempt = later_step(peer, protocol);
+        let attempt = later_step(peer, listener, protocol);
         let device_id = awaiting.device_id().to_owned();
         let done = match awaiting.finish(data, unix_ms()) {
             Ok(done) => done,
@@ -187,10 +190,12 @@ impl AuthExchange for OtpExchange {
 /// counted per peer address (and per device, named by the exchange).
 pub(crate) fn later_step(
     peer: std::net::SocketAddr,
+    listener: std::net::SocketAddr,
     protocol: ledgermq_proto::Protocol,
 ) -> LoginAttempt<'static> {
     LoginAttempt {
         peer,
+        listener,
         protocol,
         client_id: "",
         username: None,

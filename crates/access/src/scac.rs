@@ -258,6 +258,7 @@ impl Access {
                     access: self.clone(),
                     awaiting,
                     peer: attempt.peer,
+                    listener: attempt.listener,
                     protocol: attempt.protocol,
                 }),
             },
@@ -303,6 +304,7 @@ struct ScacExchange {
     access: Arc<Access>,
     awaiting: BrokerAwaiting,
     peer: SocketAddr,
+    listener: SocketAddr,
     protocol: Protocol,
 }
 
@@ -312,9 +314,10 @@ impl AuthExchange for ScacExchange {
             access,
             awaiting,
             peer,
+            listener,
             protocol,
         } = *self;
-        let attempt = later_step(peer, protocol);
+        let attempt = later_step(peer, listener, protocol);
         let Some(scac) = access.scac.get() else {
             return AuthStep::Done(Err(Refusal::new(
                 ReasonCode::BAD_AUTHENTICATION_METHOD,

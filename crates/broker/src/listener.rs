@@ -105,12 +105,15 @@ async fn serve_stream(
     peer: SocketAddr,
     tls: Option<TlsAcceptor>,
 ) {
+    let Ok(local) = stream.local_addr() else {
+        return;
+    };
     match tls {
-        None => connection::serve(broker, stream, peer).await,
+        None => connection::serve(broker, stream, peer, local).await,
         Some(acceptor) => {
             let timeout = Duration::from_secs(broker.config.connect_timeout);
             match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls_stream)) => connection::serve(broker, tls_stream, peer).await,
+                Ok(Ok(tls_stream)) => connection::serve(broker, tls_stream, peer, local).await,
                 Ok(Err(e)) => tracing::debug!(%peer, "TLS handshake failed: {e}"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }

@@ -32,7 +32,11 @@ pub struct ClientIdentity {
 /// A CONNECT (or a re-authentication) as an authenticator sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginAttempt<'a> {
+    /// The client's address.
     pub peer: SocketAddr,
+    /// The local address of the listener the client connected to, so a
+    /// failure can be counted against its source on that listener.
+    pub listener: SocketAddr,
     pub protocol: Protocol,
     /// As the client sent it; empty when it asks the broker to assign one.
     /// For a re-authentication, the connection's client id.

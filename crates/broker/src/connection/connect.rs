@@ -81,6 +81,7 @@ pub(super) async fn accept<R, W>(
     wr: &mut WriteHalf<W>,
     buf: &mut BytesMut,
     peer: SocketAddr,
+    listener: SocketAddr,
 ) -> Option<Accepted>
 where
     R: AsyncRead + Unpin,
@@ -90,7 +91,7 @@ where
     let v5 = protocol == Protocol::V5;
     let method = connect.properties.authentication_method.clone();
     let decision = match decide(&connect) {
-        Ok(()) => authenticate(broker, &connect, rd, wr, buf, peer).await,
+        Ok(()) => authenticate(broker, &connect, rd, wr, buf, peer, listener).await,
         Err(reason) => Err(Some(Refusal::new(reason, "invalid CONNECT"))),
     };
     let mut authenticated = match decision {
@@ -174,7 +175,11 @@ where
         client_id: connect.client_id.clone(),
         username: connect.username.clone(),
     };
-    let auth = AuthContext { method, peer };
+    let auth = AuthContext {
+        method,
+        peer,
+        listener,
+    };
     Some(Accepted {
         writer: Writer::new(
             broker.clone(),
@@ -241,6 +246,7 @@ async fn authenticate<R, W>(
     wr: &mut WriteHalf<W>,
     buf: &mut BytesMut,
     peer: SocketAddr,
+    listener: SocketAddr,
 ) -> Result<Authenticated, Option<Refusal>>
 where
     R: AsyncRead + Unpin,
@@ -256,6 +262,7 @@ where
         return blocking(move || {
             b.authenticator.authenticate(&LoginAttempt {
                 peer,
+                listener,
                 protocol,
                 client_id: &client_id,
                 username: username.as_deref(),
@@ -274,6 +281,7 @@ where
     let mut step = blocking(move || {
         let attempt = LoginAttempt {
             peer,
+            listener,
             protocol,
             client_id: &client_id,
             username: username.as_deref(),

@@ -36,6 +36,7 @@ pub(crate) struct AuthContext {
     /// The CONNECT's Authentication Method; re-authentication must use it.
     pub method: Option<String>,
     pub peer: SocketAddr,
+    pub listener: SocketAddr,
 }
 
 pub(crate) struct Connection {
@@ -590,11 +591,13 @@ impl Connection {
             (ReasonCode::RE_AUTHENTICATE, None) => {
                 let client_id = self.identity.client_id.clone();
                 let username = self.identity.username.clone();
-                let (peer, protocol) = (self.auth.peer, self.link.protocol);
+                let (peer, listener) = (self.auth.peer, self.auth.listener);
+                let protocol = self.link.protocol;
                 let m = method.clone();
                 tokio::task::spawn_blocking(move || {
                     let attempt = LoginAttempt {
                         peer,
+                        listener,
                         protocol,
                         client_id: &client_id,
                         username: username.as_deref(),

@@ -39,7 +39,7 @@ pub(crate) enum Ending {
 }
 
 /// Serves one accepted connection until it closes.
-pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr)
+pub async fn serve<S>(broker: Arc<Broker>, stream: S, peer: SocketAddr, local: SocketAddr)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -77,7 +77,8 @@ where
             return;
         }
     };
-    let Some(accepted) = connect::accept(&broker, connect, &mut rd, &mut wr, &mut buf, peer).await
+    let Some(accepted) =
+        connect::accept(&broker, connect, &mut rd, &mut wr, &mut buf, peer, local).await
     else {
         return;
     };
