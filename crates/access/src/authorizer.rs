@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use ledgermq_broker::auth::{AfterRefusal, Authorizer, ClientIdentity, Refused};
+use ledgermq_broker::auth::{AfterRefusal, Authorizer, ClientIdentity, DeliveryCheck, Refused};
 use ledgermq_proto::QoS;
 
 use crate::status::{is_own_status_filter, is_status_topic};
@@ -23,8 +23,20 @@ impl Authorizer for LedgerAuthorizer {
 
     /// A right is only ever lost through a ledger event, which starts a new
     /// generation of the view (a ban expiring only widens rights).
-    fn publish_epoch(&self) -> Option<u64> {
+    fn rights_epoch(&self) -> Option<u64> {
         Some(self.0.directory.view.generation())
+    }
+
+    /// Rights are grants only: a subscription allowed by a right covering
+    /// its filter may receive every topic the filter matches, until the
+    /// view moves on (then the broker asks again, so a revoked right or a
+    /// ban stops deliveries at once, before enforcement prunes anything).
+    fn delivery_check(&self, who: &ClientIdentity, filter: &str) -> DeliveryCheck {
+        if self.can_subscribe(who, filter) {
+            DeliveryCheck::All
+        } else {
+            DeliveryCheck::Refused
+        }
     }
 
     fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool {

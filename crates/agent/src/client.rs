@@ -373,6 +373,8 @@ fn topic_error(what: &str, topic: &str, e: TopicError) -> ClientError {
         TopicError::MisplacedWildcard => "has a misplaced wildcard",
         TopicError::Nul => "contains a NUL character",
         TopicError::BadShare => "is not a valid shared subscription",
+        TopicError::TooManyLevels => "has too many levels",
+        TopicError::TooLong => "is too long",
     };
     ClientError::Request(format!("{what} {topic:?} {why}"))
 }

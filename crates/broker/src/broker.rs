@@ -1,34 +1,51 @@
 //! The state every connection shares: sessions, subscriptions, retained
-//! messages, the store, metrics and the security decisions.
+//! messages, the store, metrics, timers and the security decisions; and
+//! routing, which is what they are shared for.
+//!
+//! Session lifecycle (CONNECT, takeover, disconnect, expiry, wills) lives
+//! in [`crate::lifecycle`]; this file routes messages into sessions.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ledgermq_proto::{Properties, Protocol, Publish, QoS, ReasonCode, Will};
+use ledgermq_proto::topic::TopicLimits;
+use ledgermq_proto::{Properties, Publish, QoS, ReasonCode};
 use parking_lot::Mutex;
 
-use crate::auth::{Authenticator, Authorizer, ClientIdentity};
+use crate::auth::{Authenticator, Authorizer, ClientIdentity, DeliveryCheck};
+use crate::auth_pool::AuthPool;
 use crate::config::Config;
 use crate::message::{unix_now, Delivery, Message};
 use crate::metrics::Metrics;
-use crate::retained::RetainedStore;
-use crate::router::{Matched, Router};
-use crate::session::{ConnLink, Enqueued, Session};
-use crate::store::{Loaded, MessageRecord, SessionMeta, Store, StoreOp};
+use crate::retained::{Retained, RetainedLimits, RetainedStore};
+use crate::router::{CachedCheck, Matched, Router};
+use crate::session::{Enqueued, Inflight, Outgoing, Session, SessionState};
+use crate::store::{Loaded, MessageRecord, Store, StoreOp};
+use crate::timers::{Timer, Timers};
 
 pub struct Broker {
     pub config: Config,
     pub metrics: Metrics,
     pub router: Router,
     pub retained: RetainedStore,
-    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    pub(crate) sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
     store: Option<Store>,
     next_seq: AtomicU64,
     pub authenticator: Box<dyn Authenticator>,
     pub authorizer: Box<dyn Authorizer>,
+    /// Where authentication steps run (bounded, see [`AuthPool`]).
+    pub auth_pool: AuthPool,
+    /// Delayed wills and session expiries.
+    pub timers: Timers,
+    pub topic_limits: TopicLimits,
+    /// Bytes held by connections still reading their CONNECT.
+    pub(crate) connect_bytes: AtomicUsize,
+    /// Open connections per client address (with `max_connections_per_address`).
+    pub(crate) per_address: Mutex<HashMap<IpAddr, usize>>,
     pub started: Instant,
 }
 
@@ -39,17 +56,21 @@ pub struct Routed {
     pub matched: usize,
     /// Something was written to the store: acknowledge only after a barrier.
     pub stored: bool,
-    /// Connected sessions whose queue went over its limit: the publisher
-    /// must wait for them to drain before sending more (backpressure).
-    pub congested: Vec<Arc<Session>>,
 }
 
-/// What queuing one delivery did.
+/// What to do with a retained PUBLISH the retained store has no room for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Queued {
-    pub stored: bool,
-    pub over_limit: bool,
+pub enum OnRetainLimit {
+    /// Refuse the whole PUBLISH (MQTT 5 QoS 1/2: the client is told 0x97).
+    Refuse,
+    /// Deliver it to current subscribers without retaining it (the client
+    /// cannot be told: QoS 0, MQTT 3.1.1, wills).
+    DeliverAnyway,
 }
+
+/// A retained PUBLISH refused because the retained store is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetainedFull;
 
 impl Broker {
     pub fn new(
@@ -58,17 +79,29 @@ impl Broker {
         authenticator: Box<dyn Authenticator>,
         authorizer: Box<dyn Authorizer>,
     ) -> Broker {
+        let retained = RetainedStore::new(RetainedLimits {
+            max_messages: config.max_retained_messages,
+            max_bytes: usize::try_from(config.max_retained_bytes).unwrap_or(usize::MAX),
+        });
+        let workers = config
+            .auth_workers
+            .unwrap_or_else(AuthPool::default_workers);
         Broker {
-            config,
             metrics: Metrics::default(),
             router: Router::default(),
-            retained: RetainedStore::default(),
+            retained,
             sessions: Mutex::new(HashMap::new()),
             store,
             next_seq: AtomicU64::new(1),
             authenticator,
             authorizer,
+            auth_pool: AuthPool::new(workers, config.auth_queue),
+            timers: Timers::default(),
+            topic_limits: config.topic_limits(),
+            connect_bytes: AtomicUsize::new(0),
+            per_address: Mutex::new(HashMap::new()),
             started: Instant::now(),
+            config,
         }
     }
 
@@ -76,8 +109,8 @@ impl Broker {
         self.store.as_ref()
     }
 
-    /// Rebuilds sessions, subscriptions, queues and retained messages from
-    /// what the store held at start-up.
+    /// Rebuilds sessions, subscriptions, queues, in-flight state and
+    /// retained messages from what the store held at start-up.
     pub fn restore(&self, loaded: Loaded) {
         let now = Instant::now();
         let now_unix = unix_now();
@@ -92,54 +125,104 @@ impl Broker {
             let client_id: Arc<str> = ls.client_id.into();
             // A session that was connected when the broker stopped counts as
             // disconnected from now.
-            let down_since = if ls.meta.disconnected_at == 0 {
-                now_unix
-            } else {
-                ls.meta.disconnected_at
+            let down_since = match ls.meta.disconnected_at {
+                0 => now_unix,
+                at => at,
             };
             let elapsed = now_unix.saturating_sub(down_since);
-            if ls.meta.expiry_interval != u32::MAX && elapsed >= u64::from(ls.meta.expiry_interval)
-            {
+            let expiry = ls.meta.expiry_interval;
+            if expiry != u32::MAX && elapsed >= u64::from(expiry) {
                 self.store_op(StoreOp::DeleteSession { client_id });
                 continue;
             }
-            let session = Arc::new(Session::new(
-                client_id.clone(),
-                ls.meta.protocol,
-                ls.meta.expiry_interval,
-            ));
+            let session = Arc::new(Session::new(client_id.clone(), ls.meta.protocol, expiry));
             {
                 let mut st = session.state.lock();
-                st.disconnected_at =
-                    Some(now.checked_sub(Duration::from_secs(elapsed)).unwrap_or(now));
+                let down_at = now.checked_sub(Duration::from_secs(elapsed)).unwrap_or(now);
+                st.disconnected_at = Some(down_at);
+                st.identity = Some(Arc::new(ClientIdentity {
+                    client_id: client_id.to_string(),
+                    username: ls.meta.username.clone(),
+                }));
                 for sub in ls.subscriptions {
                     self.router
                         .subscribe(&sub.filter, &session, sub.options, sub.id);
                     st.subscriptions.insert(sub.filter.clone(), sub);
                 }
-                for (seq, record) in ls.messages {
-                    let qos = record.publish.qos;
-                    let retain = record.publish.retain;
-                    let ids = record.publish.properties.subscription_identifiers.clone();
-                    match record_to_message(record, now, now_unix, "".into()) {
-                        Some(m) => {
-                            let d = Delivery {
-                                message: Arc::new(m),
-                                qos,
-                                retain,
-                                subscription_ids: ids,
-                                store_seq: Some(seq),
-                            };
-                            st.enqueue(d, usize::MAX);
-                        }
-                        None => self.store_op(StoreOp::DeleteMessage {
+                st.incoming_qos2.extend(ls.incoming_qos2);
+                self.restore_messages(&session, &mut st, ls.messages, ls.inflight, now, now_unix);
+                if expiry != u32::MAX {
+                    let at = down_at + Duration::from_secs(u64::from(expiry));
+                    st.expiry_timer = Some(self.timers.schedule(
+                        at,
+                        Timer::SessionExpiry {
                             client_id: client_id.clone(),
-                            seq,
-                        }),
-                    }
+                            generation: 0,
+                        },
+                    ));
                 }
             }
             self.sessions.lock().insert(client_id, session);
+        }
+    }
+
+    /// Messages of a restored session: those that were in flight go back
+    /// into the window under their packet ids (to be resent with DUP, or
+    /// their PUBREL resent), the rest into the queue, in arrival order.
+    fn restore_messages(
+        &self,
+        session: &Session,
+        st: &mut SessionState,
+        messages: Vec<(u64, MessageRecord)>,
+        inflight: Vec<(u64, crate::store::LoadedInflight)>,
+        now: Instant,
+        now_unix: u64,
+    ) {
+        let states: HashMap<u64, crate::store::LoadedInflight> = inflight.iter().copied().collect();
+        let mut released: Vec<(u64, u16)> = inflight
+            .iter()
+            .filter(|(_, i)| i.released)
+            .map(|(seq, i)| (*seq, i.packet_id))
+            .collect();
+        released.sort_unstable();
+        for (seq, packet_id) in released {
+            st.restore_inflight(Inflight {
+                packet_id,
+                store_seq: Some(seq),
+                out: Outgoing::Release,
+            });
+        }
+        for (seq, record) in messages {
+            let qos = record.publish.qos;
+            let retain = record.publish.retain;
+            let ids = record.publish.properties.subscription_identifiers.clone();
+            let Some(m) = record_to_message(record, now, now_unix, "".into()) else {
+                self.store_op(StoreOp::DeleteMessage {
+                    client_id: session.client_id.clone(),
+                    seq,
+                });
+                continue;
+            };
+            let delivery = Delivery {
+                message: Arc::new(m),
+                qos,
+                retain,
+                subscription_ids: ids,
+                store_seq: Some(seq),
+            };
+            match states.get(&seq) {
+                Some(i) if !i.released => st.restore_inflight(Inflight {
+                    packet_id: i.packet_id,
+                    store_seq: Some(seq),
+                    out: Outgoing::Publish {
+                        delivery,
+                        sent: true,
+                    },
+                }),
+                _ => {
+                    st.enqueue(delivery, usize::MAX);
+                }
+            }
         }
     }
 
@@ -170,309 +253,245 @@ impl Broker {
         let _ = rx.await;
     }
 
+    /// Resolves once the store's backlog is under `max_store_backlog_bytes`
+    /// (at once without persistence): connections wait here before reading
+    /// more from their clients.
+    pub async fn store_room(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let limit = self.config.max_store_backlog_bytes;
+        let backlog = store.backlog_handle().clone();
+        loop {
+            let drained = backlog.drained.notified();
+            tokio::pin!(drained);
+            drained.as_mut().enable();
+            if store.backlog() <= limit {
+                return;
+            }
+            drained.await;
+        }
+    }
+
+    /// Whether the store has room right now (see [`Self::store_room`]).
+    pub fn store_has_room(&self) -> bool {
+        self.store
+            .as_ref()
+            .is_none_or(|s| s.backlog() <= self.config.max_store_backlog_bytes)
+    }
+
     /// Routes one application message to every matching session and, if it
     /// is retained, updates the retained store.
-    pub fn publish(&self, message: Arc<Message>) -> Routed {
-        let mut routed = Routed::default();
-        if message.retain {
-            self.retained.set(message.clone());
-            if self.store.is_some() {
-                let op = if message.payload.is_empty() {
-                    StoreOp::DeleteRetained {
-                        topic: message.topic.clone(),
-                    }
-                } else {
-                    StoreOp::PutRetained {
-                        topic: message.topic.clone(),
-                        record: message_record(&message, message.qos, true, &[]).encode(),
-                    }
+    pub fn publish(
+        &self,
+        message: Arc<Message>,
+        on_limit: OnRetainLimit,
+    ) -> Result<Routed, RetainedFull> {
+        let stored = match message.retain {
+            true => self.retain(&message, on_limit)?,
+            false => false,
+        };
+        let mut routed = self.route(&message);
+        routed.stored |= stored;
+        Ok(routed)
+    }
+
+    /// Updates the retained store (and the persistent one); returns whether
+    /// a store write was queued.
+    fn retain(
+        &self,
+        message: &Arc<Message>,
+        on_limit: OnRetainLimit,
+    ) -> Result<bool, RetainedFull> {
+        let op = match self.retained.set(message.clone()) {
+            Retained::Stored => StoreOp::PutRetained {
+                topic: message.topic.clone(),
+                record: message_record(message, message.qos, true, &[]).encode(),
+            },
+            Retained::Cleared => StoreOp::DeleteRetained {
+                topic: message.topic.clone(),
+            },
+            Retained::NothingToClear => return Ok(false),
+            Retained::OverLimit => {
+                Metrics::add(&self.metrics.retained_refused, 1);
+                tracing::info!(
+                    topic = message.topic,
+                    "retained store full (max_retained_messages/max_retained_bytes): not retained"
+                );
+                return match on_limit {
+                    OnRetainLimit::Refuse => Err(RetainedFull),
+                    OnRetainLimit::DeliverAnyway => Ok(false),
                 };
-                self.store_op(op);
-                routed.stored = true;
             }
-        }
+        };
+        self.store_op(op);
+        Ok(self.store.is_some())
+    }
+
+    /// Queues the message for every session with a matching subscription.
+    fn route(&self, message: &Arc<Message>) -> Routed {
+        let mut routed = Routed::default();
+        let epoch = self.authorizer.rights_epoch();
         let mut matches = Vec::new();
-        self.router.matches(&message.topic, &mut matches);
+        self.router.matches(&message.topic, epoch, &mut matches);
         if matches.len() > 1 {
             matches.sort_by_key(|m| Arc::as_ptr(&m.session) as usize);
         }
         let mut i = 0;
         while i < matches.len() {
-            // All matches of one session are adjacent: merge them into one
-            // delivery with the highest QoS and every subscription id
-            // (§3.3.4).
+            // All matches of one session are adjacent: one delivery each.
             let mut j = i + 1;
             while j < matches.len() && Arc::ptr_eq(&matches[i].session, &matches[j].session) {
                 j += 1;
             }
-            if let Some(d) = merge(&message, &matches[i..j]) {
-                if let Some(q) = self.deliver(&matches[i].session, d) {
-                    routed.matched += 1;
-                    routed.stored |= q.stored;
-                    if q.over_limit {
-                        routed.congested.push(matches[i].session.clone());
-                    }
-                }
+            if let Some(stored) = self.deliver_matches(message, &matches[i..j], epoch) {
+                routed.matched += 1;
+                routed.stored |= stored;
             }
             i = j;
         }
         routed
     }
 
+    /// Queues one delivery merging every subscription of one session that
+    /// matched and may receive the message (§3.3.4: highest QoS, every
+    /// subscription id). Returns whether it was written to the store, or
+    /// `None` if nothing was queued.
+    fn deliver_matches(
+        &self,
+        message: &Arc<Message>,
+        matches: &[Matched],
+        epoch: Option<u64>,
+    ) -> Option<bool> {
+        let session = &matches[0].session;
+        let mut st = session.state.lock();
+        let mut qos: Option<QoS> = None;
+        let mut retain = false;
+        let mut ids = Vec::new();
+        for m in matches {
+            if m.options.no_local && !m.shared && *m.session.client_id == *message.publisher {
+                continue;
+            }
+            if !self.may_deliver(m, &st, &message.topic, epoch) {
+                continue;
+            }
+            let q = m.options.qos.min(message.qos);
+            qos = Some(qos.map_or(q, |x| x.max(q)));
+            retain |= m.options.retain_as_published && message.retain;
+            ids.extend(m.id);
+        }
+        let d = Delivery {
+            message: message.clone(),
+            qos: qos?,
+            retain,
+            subscription_ids: ids,
+            store_seq: None,
+        };
+        self.enqueue_locked(session, &mut st, d)
+    }
+
+    /// Whether the subscription may receive this topic: its cached verdict
+    /// for the current rights epoch, or the authorizer's answer.
+    fn may_deliver(&self, m: &Matched, st: &SessionState, topic: &str, epoch: Option<u64>) -> bool {
+        let Some(cache) = &m.check else {
+            return true; // settled: every topic of the filter is allowed
+        };
+        if self.authorizer.allows_everything() {
+            return true;
+        }
+        let Some(who) = &st.identity else {
+            return false;
+        };
+        let verdict = match epoch.and_then(|e| cache.get(e)) {
+            Some(v) => v,
+            None => {
+                let v = match self.authorizer.delivery_check(who, &cache.filter) {
+                    DeliveryCheck::All => CachedCheck::All,
+                    DeliveryCheck::EachMessage => CachedCheck::EachMessage,
+                    DeliveryCheck::Refused => CachedCheck::Refused,
+                };
+                if let Some(e) = epoch {
+                    cache.set(e, v);
+                }
+                v
+            }
+        };
+        match verdict {
+            CachedCheck::All => true,
+            CachedCheck::Refused => false,
+            CachedCheck::EachMessage => self.authorizer.can_receive(who, topic),
+        }
+    }
+
     /// Queues one delivery on a session (persisting it first when the
     /// session is persistent) and wakes its connection. Returns `None` if
-    /// the delivery was dropped.
-    pub fn deliver(&self, session: &Arc<Session>, mut d: Delivery) -> Option<Queued> {
+    /// it was not queued (session ended, queue full).
+    pub fn deliver(&self, session: &Arc<Session>, d: Delivery) -> Option<bool> {
         let mut st = session.state.lock();
+        self.enqueue_locked(session, &mut st, d)
+    }
+
+    fn enqueue_locked(
+        &self,
+        session: &Arc<Session>,
+        st: &mut SessionState,
+        mut d: Delivery,
+    ) -> Option<bool> {
         if st.ended {
             return None;
         }
         let stored = d.qos != QoS::AtMostOnce && st.is_persistent() && self.store.is_some();
         if stored {
-            let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
-            let record = message_record(&d.message, d.qos, d.retain, &d.subscription_ids);
-            self.store_op(StoreOp::PutMessage {
-                client_id: session.client_id.clone(),
-                seq,
-                record: record.encode(),
-            });
-            d.store_seq = Some(seq);
+            d.store_seq = Some(self.next_seq.fetch_add(1, Ordering::Relaxed));
         }
-        let mut over_limit = false;
+        let record =
+            stored.then(|| message_record(&d.message, d.qos, d.retain, &d.subscription_ids));
+        let seq = d.store_seq;
         match st.enqueue(d, self.config.max_queued_messages) {
             Enqueued::Yes => {}
-            Enqueued::OverLimit => over_limit = true,
             Enqueued::ReplacedQos0 => Metrics::add(&self.metrics.messages_dropped, 1),
-            Enqueued::Dropped { store_seq } => {
+            Enqueued::Dropped { .. } => {
                 Metrics::add(&self.metrics.messages_dropped, 1);
-                if let Some(seq) = store_seq {
-                    self.store_op(StoreOp::DeleteMessage {
-                        client_id: session.client_id.clone(),
-                        seq,
-                    });
+                return None;
+            }
+            Enqueued::SubscriberTooSlow { .. } => {
+                Metrics::add(&self.metrics.messages_dropped, 1);
+                Metrics::add(&self.metrics.slow_subscribers, 1);
+                if let Some(c) = &st.conn {
+                    tracing::warn!(
+                        client_id = &*session.client_id,
+                        queued = st.queue.len(),
+                        "subscriber too slow: its queue is full; disconnecting it (0x97)"
+                    );
+                    c.close(
+                        ReasonCode::QUOTA_EXCEEDED,
+                        Some("queue full: subscriber too slow".into()),
+                    );
                 }
                 return None;
             }
             Enqueued::Ended => return None,
         }
+        if let (Some(seq), Some(record)) = (seq, record) {
+            self.store_op(StoreOp::PutMessage {
+                client_id: session.client_id.clone(),
+                seq,
+                record: record.encode(),
+            });
+        }
         if let Some(c) = &st.conn {
             c.notify.notify_one();
         }
-        Some(Queued { stored, over_limit })
-    }
-
-    /// Attaches a new connection to the session of `client_id`, creating or
-    /// discarding the old session as `clean_start` says, and closing any
-    /// connection still attached to it (session takeover). Returns the
-    /// session and the CONNACK "session present" flag.
-    pub fn open_session(
-        &self,
-        client_id: &Arc<str>,
-        clean_start: bool,
-        expiry_interval: u32,
-        link: &Arc<ConnLink>,
-    ) -> (Arc<Session>, bool) {
-        let mut sessions = self.sessions.lock();
-        let existing = sessions.get(client_id).cloned();
-        let mut present = false;
-        let session = match existing {
-            Some(old) => {
-                let mut st = old.state.lock();
-                if let Some(c) = st.conn.take() {
-                    c.close(ReasonCode::SESSION_TAKEN_OVER, None);
-                }
-                drop(st);
-                if clean_start {
-                    self.end_session_locked(&old);
-                    sessions.remove(client_id);
-                    let s = Arc::new(Session::new(
-                        client_id.clone(),
-                        link.protocol,
-                        expiry_interval,
-                    ));
-                    sessions.insert(client_id.clone(), s.clone());
-                    s
-                } else {
-                    present = true;
-                    old
-                }
-            }
-            None => {
-                let s = Arc::new(Session::new(
-                    client_id.clone(),
-                    link.protocol,
-                    expiry_interval,
-                ));
-                sessions.insert(client_id.clone(), s.clone());
-                s
-            }
-        };
-        drop(sessions);
-        let was_persistent;
-        {
-            let mut st = session.state.lock();
-            was_persistent = present && st.is_persistent();
-            st.protocol = link.protocol;
-            st.expiry_interval = expiry_interval;
-            st.conn = Some(link.clone());
-            st.disconnected_at = None;
-            session.generation.fetch_add(1, Ordering::AcqRel);
-            session.online.store(true, Ordering::Relaxed);
-            // A QoS 2 exchange half-done by a previous connection that did
-            // not keep its session is forgotten with it.
-            if !present {
-                st.incoming_qos2.clear();
-            }
-        }
-        if expiry_interval > 0 {
-            self.store_op(StoreOp::PutSession {
-                client_id: client_id.clone(),
-                meta: SessionMeta {
-                    protocol: link.protocol,
-                    expiry_interval,
-                    disconnected_at: 0,
-                },
-            });
-            if !was_persistent && present {
-                // The session becomes persistent: store what it already holds.
-                self.persist_session_contents(&session);
-            }
-        } else if was_persistent {
-            self.store_op(StoreOp::DeleteSession {
-                client_id: client_id.clone(),
-            });
-        }
-        (session, present)
-    }
-
-    fn persist_session_contents(&self, session: &Arc<Session>) {
-        let st = session.state.lock();
-        for sub in st.subscriptions.values() {
-            self.store_op(StoreOp::PutSubscription {
-                client_id: session.client_id.clone(),
-                subscription: sub.clone(),
-            });
-        }
-    }
-
-    /// Detaches `link` from `session` when its connection ends. A session
-    /// with expiry 0 ends now; others wait for the expiry sweeper.
-    pub fn close_session(&self, session: &Arc<Session>, link: &Arc<ConnLink>) {
-        let mut st = session.state.lock();
-        let attached = st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, link));
-        if !attached {
-            return; // taken over: the new connection owns the session now
-        }
-        st.conn = None;
-        session.online.store(false, Ordering::Relaxed);
-        st.disconnected_at = Some(Instant::now());
-        let expiry = st.expiry_interval;
-        let protocol = st.protocol;
-        drop(st);
-        if expiry == 0 {
-            let mut sessions = self.sessions.lock();
-            if sessions
-                .get(&session.client_id)
-                .is_some_and(|s| Arc::ptr_eq(s, session))
-            {
-                sessions.remove(&session.client_id);
-            }
-            drop(sessions);
-            self.end_session_locked(session);
-        } else {
-            self.store_op(StoreOp::PutSession {
-                client_id: session.client_id.clone(),
-                meta: SessionMeta {
-                    protocol,
-                    expiry_interval: expiry,
-                    disconnected_at: unix_now(),
-                },
-            });
-        }
-    }
-
-    /// Ends a session: its subscriptions leave the router, its queue and
-    /// store records are dropped. The caller removes it from the map.
-    fn end_session_locked(&self, session: &Arc<Session>) {
-        let mut st = session.state.lock();
-        if st.ended {
-            return;
-        }
-        st.ended = true;
-        for filter in st.subscriptions.keys() {
-            self.router.unsubscribe(filter, session);
-        }
-        let persistent = st.is_persistent() || !st.stored_seqs().is_empty();
-        st.subscriptions.clear();
-        st.queue.clear();
-        st.release_ids();
-        st.inflight.clear();
-        drop(st);
-        if persistent {
-            self.store_op(StoreOp::DeleteSession {
-                client_id: session.client_id.clone(),
-            });
-        }
-    }
-
-    /// Ends disconnected sessions whose expiry interval has passed.
-    pub fn expire_sessions(&self, now: Instant) {
-        let expired: Vec<Arc<Session>> = {
-            let sessions = self.sessions.lock();
-            sessions
-                .values()
-                .filter(|s| {
-                    let st = s.state.lock();
-                    match st.disconnected_at {
-                        Some(at) if st.conn.is_none() && st.expiry_interval != u32::MAX => {
-                            now.saturating_duration_since(at)
-                                >= Duration::from_secs(u64::from(st.expiry_interval))
-                        }
-                        _ => false,
-                    }
-                })
-                .cloned()
-                .collect()
-        };
-        for s in expired {
-            let mut sessions = self.sessions.lock();
-            if sessions
-                .get(&s.client_id)
-                .is_some_and(|x| Arc::ptr_eq(x, &s))
-                && !s.is_online()
-            {
-                sessions.remove(&s.client_id);
-                drop(sessions);
-                self.end_session_locked(&s);
-            }
-        }
+        Some(stored)
     }
 
     pub fn session_count(&self) -> usize {
         self.sessions.lock().len()
     }
 
-    /// Publishes a client's will now or after its delay, unless a new
-    /// connection resumes the session first (§3.1.2.5).
-    pub fn schedule_will(self: &Arc<Self>, will: Will, who: ClientIdentity, session: Arc<Session>) {
-        let expiry = session.state.lock().expiry_interval;
-        let delay = will.properties.will_delay_interval.unwrap_or(0).min(expiry);
-        let generation = session.generation.load(Ordering::Acquire);
-        if delay == 0 {
-            self.publish_will(will, &who);
-            return;
-        }
-        let broker = self.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
-            if session.generation.load(Ordering::Acquire) == generation && !session.is_online() {
-                broker.publish_will(will, &who);
-            }
-        });
-    }
-
-    fn publish_will(&self, will: Will, who: &ClientIdentity) {
-        if !self.authorizer.can_publish(who, &will.topic) {
+    /// Publishes a client's will (authorised like its own PUBLISH).
+    pub(crate) fn publish_will(&self, will: ledgermq_proto::Will, who: &ClientIdentity) {
+        if !self.may_publish_to(who, &will.topic) {
             tracing::info!(
                 client_id = who.client_id,
                 topic = will.topic,
@@ -493,12 +512,18 @@ impl Broker {
         };
         let msg = Message::from_publish(publish, who.client_id.as_str().into(), Instant::now());
         Metrics::add(&self.metrics.messages_received, 1);
-        self.publish(Arc::new(msg));
+        let _ = self.publish(Arc::new(msg), OnRetainLimit::DeliverAnyway);
+    }
+
+    /// Whether a client may publish to `topic`: the authorizer's answer,
+    /// and never to `$SYS` (reserved for the broker).
+    pub fn may_publish_to(&self, who: &ClientIdentity, topic: &str) -> bool {
+        !is_sys_topic(topic) && self.authorizer.can_publish(who, topic)
     }
 
     /// Publishes a broker-made retained message (used for `$SYS`).
     pub fn publish_internal(&self, topic: &str, payload: String) {
-        let msg = Message {
+        let msg = Arc::new(Message {
             topic: topic.to_owned(),
             payload: Bytes::from(payload),
             qos: QoS::AtMostOnce,
@@ -506,21 +531,10 @@ impl Broker {
             properties: Properties::default(),
             expires_at: None,
             publisher: "".into(),
-        };
-        let msg = Arc::new(msg);
+        });
+        // Regenerated at every start: kept in memory, not in the store.
         self.retained.set(msg.clone());
-        let mut matches = Vec::new();
-        self.router.matches(topic, &mut matches);
-        for m in matches {
-            let d = Delivery {
-                message: msg.clone(),
-                qos: QoS::AtMostOnce,
-                retain: m.options.retain_as_published,
-                subscription_ids: m.id.into_iter().collect(),
-                store_seq: None,
-            };
-            self.deliver(&m.session, d);
-        }
+        self.route(&msg);
     }
 
     /// Publishes a broker-made QoS 1 message (not retained), e.g. a device
@@ -536,7 +550,18 @@ impl Broker {
             expires_at: None,
             publisher: "".into(),
         };
-        self.publish(Arc::new(msg)).matched
+        self.publish(Arc::new(msg), OnRetainLimit::DeliverAnyway)
+            .map_or(0, |r| r.matched)
+    }
+
+    /// Removes retained messages whose expiry has passed, from memory and
+    /// from the store.
+    pub fn sweep_retained(&self, now: Instant) {
+        for m in self.retained.sweep_expired(now) {
+            self.store_op(StoreOp::DeleteRetained {
+                topic: m.topic.clone(),
+            });
+        }
     }
 
     /// The session of `client_id`, connected or not.
@@ -552,13 +577,10 @@ impl Broker {
     /// Removes one subscription of a session, as an UNSUBSCRIBE would;
     /// returns whether it existed. Durable once [`Self::durable`] returns.
     pub fn remove_subscription(&self, session: &Arc<Session>, filter: &str) -> bool {
+        let mut st = session.state.lock();
         let removed = self.router.unsubscribe(filter, session);
-        let persistent = {
-            let mut st = session.state.lock();
-            st.subscriptions.remove(filter);
-            st.is_persistent()
-        };
-        if removed && persistent {
+        st.subscriptions.remove(filter);
+        if removed && st.is_persistent() {
             self.store_op(StoreOp::DeleteSubscription {
                 client_id: session.client_id.clone(),
                 filter: filter.to_owned(),
@@ -575,36 +597,14 @@ impl Broker {
             }
         }
     }
-
-    pub fn next_protocol_default(&self) -> Protocol {
-        Protocol::V5
-    }
 }
 
-/// One delivery merging every subscription of a session that matched.
-fn merge(message: &Arc<Message>, matches: &[Matched]) -> Option<Delivery> {
-    let mut qos: Option<QoS> = None;
-    let mut retain = false;
-    let mut ids = Vec::new();
-    for m in matches {
-        if m.options.no_local && !m.shared && *m.session.client_id == *message.publisher {
-            continue;
-        }
-        let q = m.options.qos.min(message.qos);
-        qos = Some(qos.map_or(q, |x| x.max(q)));
-        retain |= m.options.retain_as_published && message.retain;
-        ids.extend(m.id);
-    }
-    Some(Delivery {
-        message: message.clone(),
-        qos: qos?,
-        retain,
-        subscription_ids: ids,
-        store_seq: None,
-    })
+/// `$SYS/…` topics belong to the broker (§4.7.2).
+pub fn is_sys_topic(topic: &str) -> bool {
+    topic == "$SYS" || topic.starts_with("$SYS/")
 }
 
-fn message_record(m: &Message, qos: QoS, retain: bool, ids: &[u32]) -> MessageRecord {
+pub(crate) fn message_record(m: &Message, qos: QoS, retain: bool, ids: &[u32]) -> MessageRecord {
     let mut properties = m.properties.clone();
     properties.message_expiry_interval = None;
     properties.subscription_identifiers = ids.to_vec();

@@ -42,11 +42,34 @@ pub struct Config {
     /// client's own Receive Maximum lowers it).
     pub max_inflight: u16,
     /// Messages queued for one session beyond those in flight (slow or
-    /// offline subscribers). Overflow drops QoS 0 first, then the newest
-    /// message; drops are counted in `$SYS/broker/messages/dropped`.
+    /// offline subscribers). A full queue drops QoS 0 messages first; a
+    /// connected subscriber whose queue is full of QoS 1/2 messages is
+    /// disconnected (MQTT 5: DISCONNECT 0x97 Quota exceeded) and its session
+    /// keeps the queue; an offline session's full queue refuses new
+    /// messages. Publishers are never held back by a subscriber. Drops are
+    /// counted in `$SYS/broker/messages/dropped`.
     pub max_queued_messages: usize,
     /// Subscriptions one session may hold (more: SUBACK 0x97 Quota exceeded).
     pub max_subscriptions: usize,
+    /// Sessions the broker keeps, connected or not. A CONNECT that would
+    /// create one more is refused (CONNACK 0x97 Quota exceeded; 3.1.1:
+    /// 0x03 Server unavailable).
+    pub max_sessions: usize,
+    /// Levels a topic name or filter may have (1–65,536). A filter over it
+    /// gets SUBACK 0x8F (3.1.1: 0x80); a topic name over it closes the
+    /// connection (MQTT 5: DISCONNECT 0x90); a will topic over it gets
+    /// CONNACK 0x90 (3.1.1: the connection is closed).
+    pub max_topic_levels: usize,
+    /// Bytes a topic name or filter may have (1–65,535), with the same
+    /// answers as `max_topic_levels`.
+    pub max_topic_length: usize,
+    /// Retained messages the broker keeps. A retained PUBLISH to a new topic
+    /// beyond it is refused (MQTT 5 QoS 1/2: PUBACK/PUBREC 0x97 Quota
+    /// exceeded; QoS 0 and 3.1.1: delivered but not retained).
+    pub max_retained_messages: usize,
+    /// Bytes of retained messages (topic, payload, properties) the broker
+    /// keeps; over it, as `max_retained_messages`.
+    pub max_retained_bytes: u64,
     /// Topic Alias Maximum the broker announces to MQTT 5 clients.
     pub topic_alias_maximum: u16,
     /// Upper bound on the session expiry interval a client may request (s).
@@ -62,6 +85,24 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     /// Maximum simultaneous client connections.
     pub max_connections: usize,
+    /// Maximum simultaneous connections from one IP address (0: no limit).
+    /// Connections over it are closed at once.
+    pub max_connections_per_address: usize,
+    /// Bytes all connections that have not finished their CONNECT may hold
+    /// in their buffers together; a connection that would go over it is
+    /// closed. Bounds the memory of slow or oversized CONNECT floods.
+    pub max_pending_connect_bytes: usize,
+    /// Threads that verify passwords and run authentication steps (argon2
+    /// is deliberately slow); unset means one per CPU core.
+    pub auth_workers: Option<usize>,
+    /// Authentications that may wait for a free worker; one more is refused
+    /// at once with CONNACK 0x89 Server busy (3.1.1: 0x03 Server
+    /// unavailable).
+    pub auth_queue: usize,
+    /// Bytes of writes queued for the store before connections stop reading
+    /// from their clients until the store catches up (acknowledgements wait,
+    /// memory does not grow).
+    pub max_store_backlog_bytes: usize,
     /// Threads serving connections; unset means one per CPU core.
     pub worker_threads: Option<usize>,
     /// Run the embedded ledger (a single-node EVM chain in
@@ -172,6 +213,11 @@ impl Default for Config {
             max_inflight: 1024,
             max_queued_messages: 10_000,
             max_subscriptions: 10_000,
+            max_sessions: 1_000_000,
+            max_topic_levels: 128,
+            max_topic_length: 4096,
+            max_retained_messages: 100_000,
+            max_retained_bytes: 256 * 1024 * 1024,
             topic_alias_maximum: 64,
             max_session_expiry: u32::MAX,
             max_keep_alive: None,
@@ -179,6 +225,11 @@ impl Default for Config {
             sys_interval: 10,
             metrics_listen: None,
             max_connections: 100_000,
+            max_connections_per_address: 0,
+            max_pending_connect_bytes: 64 * 1024 * 1024,
+            auth_workers: None,
+            auth_queue: 256,
+            max_store_backlog_bytes: 64 * 1024 * 1024,
             worker_threads: None,
             embedded_ledger: None,
             ledger_rpc_listen: "127.0.0.1:8545".parse().expect("valid literal"),
@@ -247,6 +298,14 @@ impl Config {
         if self.max_packet_size < 64 {
             return bad("max_packet_size must be at least 64 bytes");
         }
+        if !(1..=ledgermq_proto::topic::MAX_LEVELS).contains(&self.max_topic_levels)
+            || !(1..=ledgermq_proto::topic::MAX_LENGTH).contains(&self.max_topic_length)
+        {
+            return bad("max_topic_levels must be 1 to 65536 and max_topic_length 1 to 65535");
+        }
+        if self.max_sessions == 0 || self.auth_workers == Some(0) || self.max_queued_messages == 0 {
+            return bad("max_sessions, max_queued_messages and auth_workers must be at least 1");
+        }
         if self.security == SecurityMode::Ledger {
             if self.ledger_account.is_none() || self.ledger_node_keys.is_none() {
                 return bad("security = \"ledger\" needs ledger_account and ledger_node_keys (the broker node's key files)");
@@ -270,6 +329,14 @@ impl Config {
     /// Whether `ledgermq serve` runs the embedded ledger node.
     pub fn runs_embedded_ledger(&self) -> bool {
         self.embedded_ledger.unwrap_or(self.ledger_rpc.is_none())
+    }
+
+    /// The topic size limits every name and filter is checked against.
+    pub fn topic_limits(&self) -> ledgermq_proto::topic::TopicLimits {
+        ledgermq_proto::topic::TopicLimits {
+            max_levels: self.max_topic_levels,
+            max_length: self.max_topic_length,
+        }
     }
 
     pub fn anonymous_allowed(&self) -> bool {

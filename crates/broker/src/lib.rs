@@ -7,23 +7,36 @@
 //! ACL file) live in [`auth`].
 //!
 //! Layout, one concept per file: [`broker`] (shared state and routing),
-//! [`session`] (per-client state), [`router`] (subscription trie),
-//! [`retained`], [`store`] (redb persistence), `connection/` (handshake,
-//! reader, writer), [`listener`] (TCP/TLS), [`sys`] (`$SYS` topics).
+//! [`rules`] (the session rules as decisions without I/O), [`lifecycle`]
+//! (CONNECT, takeover, disconnect, expiry, wills), [`session`] (per-client
+//! state), [`router`] (subscription trie), [`retained`], [`timers`]
+//! (delayed wills and expiries), [`store`] (redb persistence),
+//! `connection/` (handshake, reader, writer), [`auth_pool`] (bounded
+//! authentication work), [`listener`] (TCP/TLS), [`sys`] (`$SYS` topics).
+//!
+//! Every limit a client could push against is in [`config::Config`] and
+//! docs/configuration.md ("Limits"): topic depth and length, sessions,
+//! subscriptions, queues, retained messages, connections per address,
+//! pending CONNECT bytes, authentication workers, the store's backlog.
 
 pub mod auth;
+pub mod auth_pool;
 pub mod broker;
 pub mod config;
 mod connection;
+mod inline_stack;
+pub mod lifecycle;
 pub mod listener;
 pub mod message;
 pub mod metrics;
 pub mod metrics_http;
 pub mod retained;
 pub mod router;
+pub mod rules;
 pub mod session;
 pub mod store;
 pub mod sys;
+pub mod timers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -94,6 +107,24 @@ impl Security {
     }
 }
 
+/// Creates `dir` (and its parents) and makes it readable by its owner only
+/// (0700): the data directory holds sessions, messages and, in the ledger
+/// mode, the node's counters.
+pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Makes an existing file readable and writable by its owner only (0600).
+pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 /// Starts a broker in the plain security mode.
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let security = Security::plain(&config)?;
@@ -113,11 +144,18 @@ pub async fn start_with(config: Config, security: Security) -> Result<RunningBro
         _ => None,
     };
     let (store, loaded, store_thread) = if config.persistence {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        private_dir(&config.data_dir).map_err(|source| StartError::DataDir {
             path: config.data_dir.display().to_string(),
             source,
         })?;
-        let (s, l, h) = store::Store::open(&config.data_dir.join("broker.redb"))?;
+        let path = config.data_dir.join("broker.redb");
+        let (s, l, h) = store::Store::open(&path)?;
+        // The store holds messages (in the SCAC mode, opened payloads):
+        // owner only.
+        private_file(&path).map_err(|source| StartError::DataDir {
+            path: path.display().to_string(),
+            source,
+        })?;
         (Some(s), Some(l), Some(h))
     } else {
         (None, None, None)

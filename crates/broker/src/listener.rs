@@ -2,7 +2,7 @@
 //! stream to a connection task.
 
 use std::io::BufReader;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 use crate::connection;
+use crate::metrics::Metrics;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
@@ -86,6 +87,13 @@ pub async fn accept_loop(
         };
         let Ok(permit) = limit.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; closing new connection");
+            Metrics::add(&broker.metrics.connections_refused, 1);
+            drop(stream);
+            continue;
+        };
+        let Some(slot) = AddressSlot::take(&broker, peer.ip()) else {
+            tracing::debug!(%peer, "too many connections from this address; closing");
+            Metrics::add(&broker.metrics.connections_refused, 1);
             drop(stream);
             continue;
         };
@@ -93,9 +101,50 @@ pub async fn accept_loop(
         let broker = broker.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            serve_stream(broker, stream, peer, tls).await;
+            serve_stream(broker.clone(), stream, peer, tls).await;
+            drop(slot);
             drop(permit);
         });
+    }
+}
+
+/// One connection counted against `max_connections_per_address`.
+struct AddressSlot {
+    broker: Option<Arc<Broker>>,
+    ip: IpAddr,
+}
+
+impl AddressSlot {
+    fn take(broker: &Arc<Broker>, ip: IpAddr) -> Option<AddressSlot> {
+        let limit = broker.config.max_connections_per_address;
+        if limit == 0 {
+            return Some(AddressSlot { broker: None, ip });
+        }
+        let mut counts = broker.per_address.lock();
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(AddressSlot {
+            broker: Some(broker.clone()),
+            ip,
+        })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let Some(broker) = &self.broker else {
+            return;
+        };
+        let mut counts = broker.per_address.lock();
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
     }
 }
 

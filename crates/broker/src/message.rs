@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ledgermq_proto::{Properties, Publish, QoS};
 
 /// One application message, shared by every session it is delivered to.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Message {
     pub topic: String,
     pub payload: Bytes,
@@ -54,6 +54,23 @@ impl Message {
                 u32::try_from(secs).unwrap_or(u32::MAX)
             }
         })
+    }
+
+    /// Bytes this message accounts for while retained: topic, payload and
+    /// the variable-length properties, plus a fixed overhead for the rest.
+    pub fn retained_size(&self) -> usize {
+        let p = &self.properties;
+        let strings = [&p.content_type, &p.response_topic]
+            .iter()
+            .map(|s| s.as_ref().map_or(0, |s| s.len()))
+            .sum::<usize>();
+        let user: usize = p
+            .user_properties
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        let correlation = p.correlation_data.as_ref().map_or(0, |c| c.len());
+        128 + self.topic.len() + self.payload.len() + strings + user + correlation
     }
 
     pub fn is_expired(&self, now: Instant) -> bool {

@@ -12,6 +12,14 @@ pub struct Metrics {
     pub messages_dropped: AtomicU64,
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Connected subscribers disconnected because their queue was full.
+    pub slow_subscribers: AtomicU64,
+    /// Retained PUBLISHes not retained because the retained store was full.
+    pub retained_refused: AtomicU64,
+    /// Connections refused or closed by a limit before or during CONNECT
+    /// (per-address limit, pending-CONNECT bytes, session limit, busy
+    /// authentication workers).
+    pub connections_refused: AtomicU64,
 }
 
 impl Metrics {

@@ -5,21 +5,82 @@
 //! subscriptions ending there and the shared-subscription groups
 //! (`$share/{group}/…`) ending there. Reads (every PUBLISH) take a shared
 //! lock; writes (SUBSCRIBE/UNSUBSCRIBE) an exclusive one.
+//!
+//! A client chooses how deep the trie grows (up to `max_topic_levels`, at
+//! most 65,536), so nothing here recurses over it: matching walks an
+//! explicit stack, removal descends twice in a loop, and dropping a node
+//! frees its descendants from a heap-allocated list instead of nesting one
+//! `drop` per level. The `$` rule comes from `ledgermq_proto::topic`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ledgermq_proto::{topic, SubscriptionOptions};
 use parking_lot::RwLock;
 
+use crate::inline_stack::InlineStack;
 use crate::session::Session;
+
+/// What the authorizer last said about deliveries on one subscription,
+/// and under which rights epoch (see [`crate::auth::DeliveryCheck`]).
+pub struct DeliveryCache {
+    /// The filter without any `$share/` prefix, as the authorizer saw it.
+    pub filter: Box<str>,
+    /// `epoch << 2 | verdict` (1 all, 2 each message, 3 refused); 0 unknown.
+    state: AtomicU64,
+}
+
+/// A cached verdict about the deliveries of one subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachedCheck {
+    All,
+    EachMessage,
+    Refused,
+}
+
+impl DeliveryCache {
+    fn new(filter: &str) -> DeliveryCache {
+        DeliveryCache {
+            filter: filter.into(),
+            state: AtomicU64::new(0),
+        }
+    }
+
+    fn encode(epoch: u64, check: CachedCheck) -> u64 {
+        let v = match check {
+            CachedCheck::All => 1,
+            CachedCheck::EachMessage => 2,
+            CachedCheck::Refused => 3,
+        };
+        epoch.wrapping_shl(2) | v
+    }
+
+    /// The verdict cached for `epoch`, if any.
+    pub fn get(&self, epoch: u64) -> Option<CachedCheck> {
+        let s = self.state.load(Ordering::Acquire);
+        if s == 0 || s >> 2 != epoch & (u64::MAX >> 2) {
+            return None;
+        }
+        Some(match s & 3 {
+            1 => CachedCheck::All,
+            2 => CachedCheck::EachMessage,
+            _ => CachedCheck::Refused,
+        })
+    }
+
+    pub fn set(&self, epoch: u64, check: CachedCheck) {
+        self.state
+            .store(Self::encode(epoch, check), Ordering::Release);
+    }
+}
 
 #[derive(Clone)]
 pub struct SubEntry {
     pub session: Arc<Session>,
     pub options: SubscriptionOptions,
     pub id: Option<u32>,
+    check: Arc<DeliveryCache>,
 }
 
 struct SharedGroup {
@@ -39,6 +100,25 @@ impl Node {
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.subs.is_empty() && self.shared.is_empty()
     }
+
+    /// Whether the node holds nothing but the one child on a path.
+    fn only_a_passage(&self) -> bool {
+        self.subs.is_empty() && self.shared.is_empty() && self.children.len() == 1
+    }
+}
+
+impl Drop for Node {
+    /// Frees the subtree without one stack frame per level.
+    fn drop(&mut self) {
+        if self.children.is_empty() {
+            return;
+        }
+        let mut pending: Vec<Node> = self.children.drain().map(|(_, n)| n).collect();
+        while let Some(mut n) = pending.pop() {
+            pending.extend(n.children.drain().map(|(_, c)| c));
+            // `n` drops here with no children left.
+        }
+    }
 }
 
 /// One subscription that matched a topic.
@@ -46,9 +126,13 @@ pub struct Matched {
     pub session: Arc<Session>,
     pub options: SubscriptionOptions,
     pub id: Option<u32>,
-    /// True for a shared-subscription match (no retained-as-published
-    /// semantics differ, but No Local does not apply, §3.8.3.1).
+    /// True for a shared-subscription match (No Local does not apply,
+    /// §3.8.3.1).
     pub shared: bool,
+    /// `None` when the subscription's cached verdict for the current epoch
+    /// is "every topic may be delivered"; otherwise the cache to consult
+    /// (and fill) with the authorizer.
+    pub check: Option<Arc<DeliveryCache>>,
 }
 
 #[derive(Default)]
@@ -73,6 +157,7 @@ impl Router {
             session: session.clone(),
             options,
             id,
+            check: Arc::new(DeliveryCache::new(inner)),
         };
         let mut root = self.root.write();
         let mut node = &mut *root;
@@ -107,6 +192,7 @@ impl Router {
     }
 
     /// Removes `session`'s subscription to `filter`; true if there was one.
+    /// Nodes left empty are pruned.
     pub fn unsubscribe(&self, filter: &str, session: &Arc<Session>) -> bool {
         let (group, inner) = split_shared(filter);
         let levels: Vec<&str> = inner.split('/').collect();
@@ -124,51 +210,34 @@ impl Router {
 
     /// Every subscription matching the topic name. Shared groups contribute
     /// one member each, chosen round-robin among connected members (any
-    /// member if none is connected).
-    pub fn matches(&self, topic_name: &str, out: &mut Vec<Matched>) {
+    /// member if none is connected). `epoch` is the authorizer's rights
+    /// epoch: a subscription whose cached verdict for it is "all topics"
+    /// comes back without a check to make.
+    pub fn matches(&self, topic_name: &str, epoch: Option<u64>, out: &mut Vec<Matched>) {
         let root = self.root.read();
-        let levels: smallvec_levels::Levels = topic_name.split('/').collect();
-        let dollar = topic_name.starts_with('$');
-        collect(&root, &levels, 0, dollar, out);
-    }
-}
-
-/// A fixed-capacity stack vector for topic levels, so matching does not
-/// allocate for ordinary topics.
-mod smallvec_levels {
-    pub struct Levels<'a> {
-        inline: [&'a str; 16],
-        len: usize,
-        spill: Vec<&'a str>,
-    }
-    impl<'a> FromIterator<&'a str> for Levels<'a> {
-        fn from_iter<I: IntoIterator<Item = &'a str>>(iter: I) -> Self {
-            let mut l = Levels {
-                inline: [""; 16],
-                len: 0,
-                spill: Vec::new(),
-            };
-            for s in iter {
-                if l.len < 16 {
-                    l.inline[l.len] = s;
-                } else {
-                    if l.spill.is_empty() {
-                        l.spill.extend_from_slice(&l.inline);
-                    }
-                    l.spill.push(s);
+        let levels: InlineStack<&str, 16> = topic_name.split('/').collect();
+        let first = levels.first().copied().unwrap_or("");
+        let mut stack: InlineStack<(&Node, usize), 16> = InlineStack::new();
+        stack.push((&*root, 0));
+        while let Some((node, depth)) = stack.pop() {
+            // `#` matches the parent level too ("sport/#" matches "sport").
+            let wildcards = topic::wildcard_may_match(first, depth);
+            if wildcards {
+                if let Some(hash) = node.children.get("#") {
+                    emit(hash, epoch, out);
                 }
-                l.len += 1;
             }
-            l
-        }
-    }
-    impl<'a> std::ops::Deref for Levels<'a> {
-        type Target = [&'a str];
-        fn deref(&self) -> &[&'a str] {
-            if self.len <= 16 {
-                &self.inline[..self.len]
-            } else {
-                &self.spill
+            let Some(level) = levels.get(depth) else {
+                emit(node, epoch, out);
+                continue;
+            };
+            if let Some(child) = node.children.get(*level) {
+                stack.push((child, depth + 1));
+            }
+            if wildcards {
+                if let Some(plus) = node.children.get("+") {
+                    stack.push((plus, depth + 1));
+                }
             }
         }
     }
@@ -181,37 +250,20 @@ fn split_shared(filter: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn collect(node: &Node, levels: &[&str], depth: usize, dollar: bool, out: &mut Vec<Matched>) {
-    // `#` matches the parent level too ("sport/#" matches "sport"), but a
-    // leading wildcard never matches a `$` topic.
-    let wildcard_ok = !(dollar && depth == 0);
-    if wildcard_ok {
-        if let Some(hash) = node.children.get("#") {
-            emit(hash, out);
-        }
-    }
-    let Some((level, rest)) = levels.split_first() else {
-        emit(node, out);
-        return;
-    };
-    if let Some(child) = node.children.get(*level) {
-        collect(child, rest, depth + 1, dollar, out);
-    }
-    if wildcard_ok {
-        if let Some(plus) = node.children.get("+") {
-            collect(plus, rest, depth + 1, dollar, out);
-        }
+fn matched(entry: &SubEntry, shared: bool, epoch: Option<u64>) -> Matched {
+    let settled = epoch.and_then(|e| entry.check.get(e)) == Some(CachedCheck::All);
+    Matched {
+        session: entry.session.clone(),
+        options: entry.options,
+        id: entry.id,
+        shared,
+        check: (!settled).then(|| entry.check.clone()),
     }
 }
 
-fn emit(node: &Node, out: &mut Vec<Matched>) {
+fn emit(node: &Node, epoch: Option<u64>, out: &mut Vec<Matched>) {
     for s in &node.subs {
-        out.push(Matched {
-            session: s.session.clone(),
-            options: s.options,
-            id: s.id,
-            shared: false,
-        });
+        out.push(matched(s, false, epoch));
     }
     for g in &node.shared {
         if g.members.is_empty() {
@@ -223,40 +275,54 @@ fn emit(node: &Node, out: &mut Vec<Matched>) {
             .map(|k| &g.members[(start + k) % n])
             .find(|m| m.session.is_online())
             .unwrap_or(&g.members[start % n]);
-        out.push(Matched {
-            session: pick.session.clone(),
-            options: pick.options,
-            id: pick.id,
-            shared: true,
-        });
+        out.push(matched(pick, true, epoch));
     }
 }
 
-fn remove(node: &mut Node, levels: &[&str], group: Option<&str>, session: &Arc<Session>) -> bool {
-    let Some((level, rest)) = levels.split_first() else {
-        let removed = match group {
-            None => remove_from(&mut node.subs, session),
-            Some(g) => {
-                let Some(pos) = node.shared.iter().position(|s| &*s.name == g) else {
-                    return false;
-                };
+/// Removes the entry, then cuts off the chain of nodes left empty. Two
+/// loops down the path; no recursion.
+fn remove(root: &mut Node, levels: &[&str], group: Option<&str>, session: &Arc<Session>) -> bool {
+    // passage[d]: the node at depth d holds nothing but its child on the path.
+    let mut passage = Vec::with_capacity(levels.len());
+    let mut node = &mut *root;
+    for level in levels {
+        passage.push(node.only_a_passage());
+        match node.children.get_mut(*level) {
+            Some(child) => node = child,
+            None => return false,
+        }
+    }
+    let removed = match group {
+        None => remove_from(&mut node.subs, session),
+        Some(g) => match node.shared.iter().position(|s| &*s.name == g) {
+            Some(pos) => {
                 let r = remove_from(&mut node.shared[pos].members, session);
                 if node.shared[pos].members.is_empty() {
                     node.shared.swap_remove(pos);
                 }
                 r
             }
-        };
+            None => false,
+        },
+    };
+    if !removed || !node.is_empty() {
         return removed;
-    };
-    let Some(child) = node.children.get_mut(*level) else {
-        return false;
-    };
-    let removed = remove(child, rest, group, session);
-    if child.is_empty() {
-        node.children.remove(*level);
     }
-    removed
+    // The leaf is empty: walk up while the parent would be empty without
+    // it, then detach the highest empty node from its parent.
+    let mut cut = levels.len() - 1;
+    while cut > 0 && passage[cut] {
+        cut -= 1;
+    }
+    let mut parent = &mut *root;
+    for level in &levels[..cut] {
+        match parent.children.get_mut(*level) {
+            Some(child) => parent = child,
+            None => return true,
+        }
+    }
+    parent.children.remove(levels[cut]);
+    true
 }
 
 fn remove_from(list: &mut Vec<SubEntry>, session: &Arc<Session>) -> bool {
@@ -280,7 +346,7 @@ mod tests {
 
     fn matched_ids(r: &Router, t: &str) -> Vec<String> {
         let mut out = Vec::new();
-        r.matches(t, &mut out);
+        r.matches(t, None, &mut out);
         let mut ids: Vec<String> = out
             .iter()
             .map(|m| m.session.client_id.to_string())
@@ -339,5 +405,74 @@ mod tests {
         assert!(!r.unsubscribe("x/y", &s));
         assert_eq!(r.subscription_count(), 0);
         assert!(r.root.read().is_empty());
+    }
+
+    #[test]
+    fn pruning_keeps_branches_other_subscriptions_need() {
+        let r = Router::default();
+        let (s, t) = (session("s"), session("t"));
+        let opts = SubscriptionOptions::default();
+        r.subscribe("a/b/c/d", &s, opts, None);
+        r.subscribe("a/b", &t, opts, None);
+        r.subscribe("a/x/y", &t, opts, None);
+        assert!(r.unsubscribe("a/b/c/d", &s));
+        assert_eq!(matched_ids(&r, "a/b"), ["t"]);
+        assert_eq!(matched_ids(&r, "a/x/y"), ["t"]);
+        assert!(r.root.read().children["a"].children["b"]
+            .children
+            .is_empty());
+        assert!(r.unsubscribe("a/b", &t));
+        assert!(r.unsubscribe("a/x/y", &t));
+        assert!(r.root.read().is_empty());
+    }
+
+    #[test]
+    fn a_deep_trie_is_matched_pruned_and_dropped_without_recursion() {
+        // Run on a small stack: any recursion per level would overflow it.
+        std::thread::Builder::new()
+            .stack_size(64 * 1024)
+            .spawn(|| {
+                let deep = "a/".repeat(40_000) + "a";
+                let wild = "+/".repeat(40_000) + "#";
+                let r = Router::default();
+                let s = session("s");
+                let opts = SubscriptionOptions::default();
+                r.subscribe(&deep, &s, opts, None);
+                r.subscribe(&wild, &s, opts, None);
+                assert_eq!(matched_ids(&r, &deep), ["s", "s"]);
+                assert!(r.unsubscribe(&deep, &s));
+                assert_eq!(matched_ids(&r, &deep), ["s"]);
+                drop(r); // drops a 40,001-level chain of `+` nodes
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+    }
+
+    #[test]
+    fn delivery_cache_answers_only_for_its_epoch() {
+        let c = DeliveryCache::new("a/#");
+        assert_eq!(c.get(7), None);
+        c.set(7, CachedCheck::EachMessage);
+        assert_eq!(c.get(7), Some(CachedCheck::EachMessage));
+        assert_eq!(c.get(8), None);
+        c.set(8, CachedCheck::All);
+        assert_eq!(c.get(8), Some(CachedCheck::All));
+        let r = Router::default();
+        let s = session("s");
+        r.subscribe("a/#", &s, SubscriptionOptions::default(), None);
+        let mut out = Vec::new();
+        r.matches("a/b", Some(1), &mut out);
+        assert!(
+            out[0].check.is_some(),
+            "unknown verdict: the broker must ask"
+        );
+        out[0].check.as_ref().unwrap().set(1, CachedCheck::All);
+        out.clear();
+        r.matches("a/b", Some(1), &mut out);
+        assert!(out[0].check.is_none(), "settled for epoch 1");
+        out.clear();
+        r.matches("a/b", Some(2), &mut out);
+        assert!(out[0].check.is_some(), "a new epoch asks again");
     }
 }

@@ -5,6 +5,12 @@
 //! connection's writer drains the queue into the in-flight window. Keeping
 //! one queue for both cases makes offline queuing, redelivery after
 //! reconnect and session takeover the same code path.
+//!
+//! Who may change a session: the connection attached to it, while it holds
+//! [`Session::handling`]. A takeover takes that lock too before it moves
+//! the session to the new connection, so a packet of the old connection is
+//! either handled before the takeover or not at all (its link is closing by
+//! then): two connections never act on one session at once.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,11 +18,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use ledgermq_proto::{Protocol, QoS, ReasonCode, SubscriptionOptions};
+use ledgermq_proto::{Packet, Protocol, QoS, ReasonCode, SubscriptionOptions, Will};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::auth::ClientIdentity;
 use crate::message::Delivery;
+use crate::timers::TimerKey;
 
 /// A subscription as the client made it.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,20 +35,24 @@ pub struct Subscription {
     pub id: Option<u32>,
 }
 
-/// What the broker waits for on a message it sent with QoS 1 or 2.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutState {
-    /// PUBLISH sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2).
-    AwaitAck,
-    /// PUBREL sent; waiting for PUBCOMP.
-    AwaitComp,
+/// A QoS 1/2 message the broker sent (or is about to send) and the
+/// acknowledgement it waits for.
+#[derive(Debug, Clone)]
+pub enum Outgoing {
+    /// PUBLISH; waiting for PUBACK (QoS 1) or PUBREC (QoS 2). `sent` is
+    /// false until it first reached a connection (a resend has DUP set).
+    Publish { delivery: Delivery, sent: bool },
+    /// PUBREC received, PUBREL sent or owed; waiting for PUBCOMP. The
+    /// message itself is no longer needed.
+    Release,
 }
 
 #[derive(Debug, Clone)]
 pub struct Inflight {
     pub packet_id: u16,
-    pub delivery: Delivery,
-    pub state: OutState,
+    /// Key of the message in the store (persistent sessions).
+    pub store_seq: Option<u64>,
+    pub out: Outgoing,
 }
 
 /// The link between a session and the connection currently serving it.
@@ -49,6 +61,9 @@ pub struct Inflight {
 /// calls `notify`.
 pub struct ConnLink {
     pub protocol: Protocol,
+    /// The client's Maximum Packet Size: a packet over it is never sent
+    /// (its reason string and user properties are dropped first).
+    pub max_packet_size: usize,
     /// Encoded control packets (acks, SUBACK, PINGRESP…) waiting for the writer.
     pub control: Mutex<BytesMut>,
     pub notify: Notify,
@@ -59,9 +74,10 @@ pub struct ConnLink {
 }
 
 impl ConnLink {
-    pub fn new(protocol: Protocol) -> ConnLink {
+    pub fn new(protocol: Protocol, max_packet_size: usize) -> ConnLink {
         ConnLink {
             protocol,
+            max_packet_size,
             control: Mutex::new(BytesMut::with_capacity(256)),
             notify: Notify::new(),
             close: Mutex::new(None),
@@ -70,10 +86,11 @@ impl ConnLink {
     }
 
     /// Encodes a control packet for the writer and wakes it.
-    pub fn send(&self, packet: &ledgermq_proto::Packet) {
+    pub fn send(&self, packet: &Packet) {
         let mut c = self.control.lock();
-        // Control packets are a few bytes; they cannot exceed any limit.
-        let _ = ledgermq_proto::encode(packet, self.protocol, &mut c);
+        // Control packets carry no payload; one over the client's limit
+        // loses its reason string and user properties, or is not sent.
+        ledgermq_proto::encode_within(packet, self.protocol, self.max_packet_size, &mut c);
         drop(c);
         self.notify.notify_one();
     }
@@ -99,45 +116,54 @@ impl ConnLink {
     }
 }
 
-/// Packet identifiers in use towards the client, as a bitset.
+/// Packet identifiers in use towards the client, as a bitset, allocated
+/// on first use so an idle session costs no 8 KiB.
+#[derive(Default)]
 struct PacketIds {
-    used: Box<[u64; 1024]>,
+    used: Option<Box<[u64; 1024]>>,
     next: u16,
 }
 
 impl PacketIds {
-    fn new() -> Self {
-        PacketIds {
-            used: Box::new([0; 1024]),
-            next: 1,
-        }
-    }
     fn is_used(&self, id: u16) -> bool {
-        self.used[usize::from(id / 64)] & (1 << (id % 64)) != 0
+        self.used
+            .as_ref()
+            .is_some_and(|u| u[usize::from(id / 64)] & (1 << (id % 64)) != 0)
     }
+
     fn set(&mut self, id: u16, on: bool) {
-        let w = &mut self.used[usize::from(id / 64)];
+        let used = self.used.get_or_insert_with(|| Box::new([0; 1024]));
+        let w = &mut used[usize::from(id / 64)];
         if on {
             *w |= 1 << (id % 64);
         } else {
             *w &= !(1 << (id % 64));
         }
     }
+
     /// A free non-zero id; the caller guarantees fewer than 65535 are in use.
     fn allocate(&mut self) -> u16 {
         loop {
-            let id = self.next;
-            self.next = if self.next == u16::MAX {
-                1
-            } else {
-                self.next + 1
-            };
+            let id = self.next.max(1);
+            self.next = id.checked_add(1).unwrap_or(1);
             if !self.is_used(id) {
                 self.set(id, true);
                 return id;
             }
         }
     }
+
+    fn clear(&mut self) {
+        self.used = None;
+    }
+}
+
+/// A will whose connection ended, waiting for its delay (§3.1.3.2.2).
+pub struct PendingWill {
+    pub will: Will,
+    pub who: ClientIdentity,
+    /// The session generation it belongs to: a new connection moves it on.
+    pub generation: u64,
 }
 
 pub struct SessionState {
@@ -146,12 +172,29 @@ pub struct SessionState {
     /// "never" otherwise).
     pub expiry_interval: u32,
     pub conn: Option<Arc<ConnLink>>,
+    /// Who the client is (of the attached connection, or the last one):
+    /// deliveries are authorised for it.
+    pub identity: Option<Arc<ClientIdentity>>,
+    /// The will of the attached connection.
+    pub will: Option<Will>,
+    /// A will of a past connection waiting for its delay.
+    pub pending_will: Option<PendingWill>,
+    /// The timers of the pending will and of the session's expiry, to
+    /// cancel when a connection resumes the session.
+    pub will_timer: Option<TimerKey>,
+    pub expiry_timer: Option<TimerKey>,
     pub disconnected_at: Option<Instant>,
     pub subscriptions: HashMap<String, Subscription>,
     pub queue: VecDeque<Delivery>,
     queued_qos0: usize,
     pub inflight: VecDeque<Inflight>,
     ids: PacketIds,
+    /// QoS 2 deliveries of a persistent session given a packet id whose
+    /// assignment is not durable yet (oldest first): they go out once it
+    /// is, so a crash can never make the broker resend one under a new id.
+    pub staged: VecDeque<u16>,
+    /// How many of `staged`, from the front, are durable now.
+    pub staged_durable: usize,
     /// QoS 2 packet ids received (PUBREC sent) and not yet released.
     pub incoming_qos2: HashSet<u16>,
     /// Set when the session was discarded (clean start, expiry): routers
@@ -163,17 +206,19 @@ pub struct SessionState {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Enqueued {
     Yes,
-    /// Queue full; this delivery (or an older QoS 0 one) was dropped. The
-    /// dropped delivery's store key, if it was persisted, is returned.
+    /// Queue full; this delivery was dropped. The dropped delivery's store
+    /// key, if it was persisted, is returned.
     Dropped {
         store_seq: Option<u64>,
     },
     /// Queue full of QoS 0 messages made room; the new one is queued.
     ReplacedQos0,
-    /// Queue full, but an acknowledged QoS 1/2 message for a connected
-    /// client is never dropped: it is queued beyond the limit and the
-    /// publisher must wait for [`Session::room`] (backpressure).
-    OverLimit,
+    /// Queue full of QoS 1/2 messages while a subscriber is connected: the
+    /// delivery was dropped and the subscriber is too slow to keep (it is
+    /// disconnected with 0x97; its session keeps the queue).
+    SubscriberTooSlow {
+        store_seq: Option<u64>,
+    },
     /// The session ended.
     Ended,
 }
@@ -183,12 +228,12 @@ pub struct Session {
     /// Cheap "is a connection attached" flag for shared-subscription
     /// member selection, without taking the lock.
     pub online: AtomicBool,
-    /// Signalled by the writer when the queue is back under its limit,
-    /// for publishers held back by [`Enqueued::OverLimit`].
-    pub room: Notify,
-    /// Counts connections attached to this session; a delayed will fires
-    /// only if no new connection attached meanwhile.
+    /// Counts connections attached to this session; a delayed will or an
+    /// expiry fires only if no new connection attached meanwhile.
     pub generation: AtomicU64,
+    /// Held by the attached connection while it handles packets, and by a
+    /// takeover while it moves the session to a new connection.
+    pub handling: tokio::sync::Mutex<()>,
     pub state: Mutex<SessionState>,
 }
 
@@ -198,17 +243,24 @@ impl Session {
             client_id,
             online: AtomicBool::new(false),
             generation: AtomicU64::new(0),
-            room: Notify::new(),
+            handling: tokio::sync::Mutex::new(()),
             state: Mutex::new(SessionState {
                 protocol,
                 expiry_interval,
                 conn: None,
+                identity: None,
+                will: None,
+                pending_will: None,
+                will_timer: None,
+                expiry_timer: None,
                 disconnected_at: None,
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),
                 queued_qos0: 0,
                 inflight: VecDeque::new(),
-                ids: PacketIds::new(),
+                ids: PacketIds::default(),
+                staged: VecDeque::new(),
+                staged_durable: 0,
                 incoming_qos2: HashSet::new(),
                 ended: false,
             }),
@@ -217,13 +269,6 @@ impl Session {
 
     pub fn is_online(&self) -> bool {
         self.online.load(Ordering::Relaxed)
-    }
-
-    /// Whether a publisher held back by this session may go on: its queue
-    /// is under `limit`, or nobody is connected to drain it any more.
-    pub fn has_room(&self, limit: usize) -> bool {
-        let st = self.state.lock();
-        st.queue.len() < limit || st.conn.is_none() || st.ended
     }
 
     /// Closes the attached connection, if any (MQTT 5: DISCONNECT `reason`).
@@ -237,25 +282,33 @@ impl Session {
 
 impl SessionState {
     /// Queues a delivery, applying the overflow policy: QoS 0 messages are
-    /// dropped first, then the new message.
+    /// dropped first; a full queue of QoS 1/2 messages drops the new one
+    /// and, when a subscriber is connected, says it is too slow.
     pub fn enqueue(&mut self, d: Delivery, max_queued: usize) -> Enqueued {
         if self.ended {
             return Enqueued::Ended;
         }
         let mut outcome = Enqueued::Yes;
         if self.queue.len() >= max_queued {
-            if d.qos != QoS::AtMostOnce && self.queued_qos0 > 0 {
-                if let Some(pos) = self.queue.iter().position(|q| q.qos == QoS::AtMostOnce) {
+            let room = (d.qos != QoS::AtMostOnce && self.queued_qos0 > 0)
+                .then(|| self.queue.iter().position(|q| q.qos == QoS::AtMostOnce))
+                .flatten();
+            match room {
+                Some(pos) => {
                     self.queue.remove(pos);
                     self.queued_qos0 -= 1;
                     outcome = Enqueued::ReplacedQos0;
                 }
-            } else if d.qos != QoS::AtMostOnce && self.conn.is_some() {
-                outcome = Enqueued::OverLimit;
-            } else {
-                return Enqueued::Dropped {
-                    store_seq: d.store_seq,
-                };
+                None if d.qos != QoS::AtMostOnce && self.conn.is_some() => {
+                    return Enqueued::SubscriberTooSlow {
+                        store_seq: d.store_seq,
+                    }
+                }
+                None => {
+                    return Enqueued::Dropped {
+                        store_seq: d.store_seq,
+                    }
+                }
             }
         }
         if d.qos == QoS::AtMostOnce {
@@ -279,21 +332,44 @@ impl SessionState {
         let packet_id = self.ids.allocate();
         self.inflight.push_back(Inflight {
             packet_id,
-            delivery,
-            state: OutState::AwaitAck,
+            store_seq: delivery.store_seq,
+            out: Outgoing::Publish {
+                delivery,
+                sent: false,
+            },
         });
         packet_id
     }
 
-    fn inflight_position(&self, packet_id: u16) -> Option<usize> {
-        self.inflight.iter().position(|i| i.packet_id == packet_id)
+    /// Puts back a message that was in flight when the broker stopped,
+    /// under the packet id it had.
+    pub fn restore_inflight(&mut self, inflight: Inflight) {
+        self.ids.set(inflight.packet_id, true);
+        self.inflight.push_back(inflight);
     }
 
-    /// PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done.
-    pub fn complete(&mut self, packet_id: u16, expect: OutState, qos: QoS) -> Option<Inflight> {
+    fn inflight_position(&self, packet_id: u16) -> Option<usize> {
+        // The newest entries are the likeliest to be asked for.
+        self.inflight.iter().rposition(|i| i.packet_id == packet_id)
+    }
+
+    pub fn inflight_mut(&mut self, packet_id: u16) -> Option<&mut Inflight> {
         let pos = self.inflight_position(packet_id)?;
-        let i = &self.inflight[pos];
-        if i.state != expect || i.delivery.qos != qos {
+        self.inflight.get_mut(pos)
+    }
+
+    /// PUBACK (for a QoS 1 PUBLISH) or PUBCOMP (for a PUBREL): done.
+    /// `None` for an id that is not in that state.
+    pub fn complete(&mut self, packet_id: u16, qos: QoS) -> Option<Inflight> {
+        let pos = self.inflight_position(packet_id)?;
+        let expected = match (&self.inflight[pos].out, qos) {
+            (Outgoing::Publish { delivery, sent }, QoS::AtLeastOnce) => {
+                *sent && delivery.qos == QoS::AtLeastOnce
+            }
+            (Outgoing::Release, QoS::ExactlyOnce) => true,
+            _ => false,
+        };
+        if !expected {
             return None;
         }
         let done = self.inflight.remove(pos)?;
@@ -302,40 +378,39 @@ impl SessionState {
     }
 
     /// PUBREC: the client has the message; we now owe it a PUBREL. Returns
-    /// the delivery's store key (the message itself need not be kept any
-    /// longer), or `None` for an unknown id.
+    /// the message's store key, or `None` for an unknown id.
     pub fn received(&mut self, packet_id: u16) -> Option<Option<u64>> {
-        let pos = self.inflight_position(packet_id)?;
-        let i = &mut self.inflight[pos];
-        if i.delivery.qos != QoS::ExactlyOnce {
-            return None;
+        let i = self.inflight_mut(packet_id)?;
+        match &i.out {
+            Outgoing::Publish { delivery, sent } if *sent && delivery.qos == QoS::ExactlyOnce => {}
+            // A repeated PUBREC after a resumed session: the PUBREL is owed.
+            Outgoing::Release => return Some(i.store_seq),
+            _ => return None,
         }
-        i.state = OutState::AwaitComp;
-        Some(i.delivery.store_seq.take())
+        i.out = Outgoing::Release;
+        Some(i.store_seq)
     }
 
     /// Drops a failed in-flight message (PUBREC with an error reason code).
     pub fn abandon(&mut self, packet_id: u16) -> Option<Inflight> {
         let pos = self.inflight_position(packet_id)?;
+        if !matches!(self.inflight[pos].out, Outgoing::Publish { sent: true, .. }) {
+            return None;
+        }
         let done = self.inflight.remove(pos)?;
         self.ids.set(packet_id, false);
         Some(done)
     }
 
-    pub fn release_ids(&mut self) {
-        for i in &self.inflight {
-            self.ids.set(i.packet_id, false);
-        }
-    }
-
-    /// Store keys of everything the session still holds, for deletion when
-    /// the session ends.
-    pub fn stored_seqs(&self) -> Vec<u64> {
-        self.queue
-            .iter()
-            .chain(self.inflight.iter().map(|i| &i.delivery))
-            .filter_map(|d| d.store_seq)
-            .collect()
+    /// Forgets everything in flight and queued (the session ends).
+    pub fn clear_messages(&mut self) {
+        self.queue.clear();
+        self.queued_qos0 = 0;
+        self.inflight.clear();
+        self.ids.clear();
+        self.staged.clear();
+        self.staged_durable = 0;
+        self.incoming_qos2.clear();
     }
 
     /// Whether this session survives its connection.
@@ -373,6 +448,16 @@ mod tests {
         Session::new("c".into(), Protocol::V5, 0).state.into_inner()
     }
 
+    fn sent(s: &mut SessionState, id: u16) {
+        if let Some(Inflight {
+            out: Outgoing::Publish { sent, .. },
+            ..
+        }) = s.inflight_mut(id)
+        {
+            *sent = true;
+        }
+    }
+
     #[test]
     fn full_queue_drops_qos0_before_qos1() {
         let mut s = state();
@@ -394,15 +479,15 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_of_online_session_keeps_qos1_and_asks_for_backpressure() {
+    fn full_queue_of_online_session_drops_and_calls_the_subscriber_too_slow() {
         let mut s = state();
-        s.conn = Some(Arc::new(ConnLink::new(Protocol::V5)));
+        s.conn = Some(Arc::new(ConnLink::new(Protocol::V5, usize::MAX)));
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), 1), Enqueued::Yes);
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce), 1),
-            Enqueued::OverLimit
+            Enqueued::SubscriberTooSlow { store_seq: None }
         );
-        assert_eq!(s.queue.len(), 2);
+        assert_eq!(s.queue.len(), 1, "the queue never grows past its limit");
         assert!(matches!(
             s.enqueue(delivery(QoS::AtMostOnce), 1),
             Enqueued::Dropped { .. }
@@ -415,18 +500,16 @@ mod tests {
         let a = s.start_inflight(delivery(QoS::AtLeastOnce));
         let b = s.start_inflight(delivery(QoS::AtLeastOnce));
         assert_ne!(a, b);
-        assert!(s
-            .complete(a, OutState::AwaitAck, QoS::AtLeastOnce)
-            .is_some());
-        assert!(s
-            .complete(a, OutState::AwaitAck, QoS::AtLeastOnce)
-            .is_none());
+        assert!(s.complete(a, QoS::AtLeastOnce).is_none(), "not sent yet");
+        sent(&mut s, a);
+        assert!(s.complete(a, QoS::AtLeastOnce).is_some());
+        assert!(s.complete(a, QoS::AtLeastOnce).is_none());
         for _ in 0..70_000 {
             let id = s.start_inflight(delivery(QoS::AtLeastOnce));
             assert_ne!(id, b);
             assert_ne!(id, 0);
-            s.complete(id, OutState::AwaitAck, QoS::AtLeastOnce)
-                .unwrap();
+            sent(&mut s, id);
+            s.complete(id, QoS::AtLeastOnce).unwrap();
         }
     }
 
@@ -434,12 +517,23 @@ mod tests {
     fn qos2_flow_needs_pubrec_before_pubcomp() {
         let mut s = state();
         let id = s.start_inflight(delivery(QoS::ExactlyOnce));
-        assert!(s
-            .complete(id, OutState::AwaitComp, QoS::ExactlyOnce)
-            .is_none());
+        sent(&mut s, id);
+        assert!(s.complete(id, QoS::ExactlyOnce).is_none());
         assert!(s.received(id).is_some());
-        assert!(s
-            .complete(id, OutState::AwaitComp, QoS::ExactlyOnce)
-            .is_some());
+        assert!(s.received(id).is_some(), "a repeated PUBREC is answered");
+        assert!(s.complete(id, QoS::AtLeastOnce).is_none());
+        assert!(s.complete(id, QoS::ExactlyOnce).is_some());
+    }
+
+    #[test]
+    fn restored_inflight_keeps_its_packet_id() {
+        let mut s = state();
+        s.restore_inflight(Inflight {
+            packet_id: 1,
+            store_seq: Some(9),
+            out: Outgoing::Release,
+        });
+        assert_ne!(s.start_inflight(delivery(QoS::AtLeastOnce)), 1);
+        assert_eq!(s.complete(1, QoS::ExactlyOnce).unwrap().store_seq, Some(9));
     }
 }

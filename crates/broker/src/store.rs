@@ -11,8 +11,22 @@
 //! Records reuse the MQTT 5 wire format (a PUBLISH for a message, a
 //! SUBSCRIBE for a subscription), so there is no second serialisation
 //! format to keep in step with the codec.
+//!
+//! Both directions of the QoS 2 handshake are kept, with their packet
+//! ids, for persistent sessions: `incoming` holds the ids the broker
+//! answered PUBREC for and has not seen PUBREL of; `inflight` holds the id
+//! each outgoing message was sent under and whether its PUBREC arrived
+//! (then only the PUBREL is owed and the message record is gone). After a
+//! restart the broker resends a PUBREL, not the PUBLISH, and the same
+//! PUBLISH under the same id, never a copy under a new one.
+//!
+//! The channel to the store thread has no fixed capacity, but its backlog
+//! is counted ([`Store::backlog`]): connections stop reading from their
+//! clients while it is over `max_store_backlog_bytes`, so a store that
+//! cannot keep up delays acknowledgements instead of filling memory.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -28,6 +42,10 @@ const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("sessions");
 const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("subscriptions");
 const MESSAGES: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("messages");
 const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
+/// (client id, message seq) → packet id (2 bytes) and state (1: PUBREL owed).
+const INFLIGHT: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("inflight");
+/// (client id, packet id) of inbound QoS 2 messages awaiting PUBREL.
+const INCOMING: TableDefinition<(&str, u16), ()> = TableDefinition::new("incoming_qos2");
 
 /// Work for the store thread.
 pub enum StoreOp {
@@ -52,9 +70,26 @@ pub enum StoreOp {
         seq: u64,
         record: Bytes,
     },
+    /// The message is done: its record and its in-flight state go.
     DeleteMessage {
         client_id: Arc<str>,
         seq: u64,
+    },
+    /// The message went in flight under `packet_id`; with `released` its
+    /// PUBREC arrived, the PUBREL is owed and the message record goes.
+    PutInflight {
+        client_id: Arc<str>,
+        seq: u64,
+        packet_id: u16,
+        released: bool,
+    },
+    PutIncoming {
+        client_id: Arc<str>,
+        packet_id: u16,
+    },
+    DeleteIncoming {
+        client_id: Arc<str>,
+        packet_id: u16,
     },
     PutRetained {
         topic: String,
@@ -67,28 +102,47 @@ pub enum StoreOp {
     Barrier(Box<dyn FnOnce() + Send>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionMeta {
     pub protocol: Protocol,
     pub expiry_interval: u32,
     /// Unix seconds of the last disconnect; 0 while connected.
     pub disconnected_at: u64,
+    /// The user name of the last connection: deliveries to the session
+    /// while it is offline are authorised for it.
+    pub username: Option<String>,
 }
 
 impl SessionMeta {
-    fn to_bytes(self) -> [u8; 14] {
-        let mut b = [0u8; 14];
-        b[0] = 1; // record version
-        b[1] = self.protocol.level();
-        b[2..6].copy_from_slice(&self.expiry_interval.to_be_bytes());
-        b[6..14].copy_from_slice(&self.disconnected_at.to_be_bytes());
+    /// Version 2: version, protocol level, expiry, disconnect time, then
+    /// the user name (flag byte, UTF-8). Version 1 had no user name.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(16 + self.username.as_ref().map_or(0, |u| u.len()));
+        b.push(2);
+        b.push(self.protocol.level());
+        b.extend_from_slice(&self.expiry_interval.to_be_bytes());
+        b.extend_from_slice(&self.disconnected_at.to_be_bytes());
+        match &self.username {
+            Some(u) => {
+                b.push(1);
+                b.extend_from_slice(u.as_bytes());
+            }
+            None => b.push(0),
+        }
         b
     }
 
     fn from_bytes(b: &[u8]) -> Option<SessionMeta> {
-        if b.len() != 14 || b[0] != 1 {
+        let version = *b.first()?;
+        if b.len() < 14 || !(1..=2).contains(&version) {
             return None;
         }
+        let username = match (version, b.get(14)) {
+            (2, Some(1)) => Some(std::str::from_utf8(&b[15..]).ok()?.to_owned()),
+            (2, Some(0)) if b.len() == 15 => None,
+            (1, None) => None,
+            _ => return None,
+        };
         Some(SessionMeta {
             protocol: if b[1] == 4 {
                 Protocol::V311
@@ -97,6 +151,7 @@ impl SessionMeta {
             },
             expiry_interval: u32::from_be_bytes(b[2..6].try_into().ok()?),
             disconnected_at: u64::from_be_bytes(b[6..14].try_into().ok()?),
+            username,
         })
     }
 }
@@ -181,6 +236,17 @@ pub struct LoadedSession {
     pub subscriptions: Vec<Subscription>,
     /// In arrival order.
     pub messages: Vec<(u64, MessageRecord)>,
+    /// Message seq → (packet id, PUBREL owed). An entry whose PUBREL is
+    /// owed has no message record any more.
+    pub inflight: Vec<(u64, LoadedInflight)>,
+    /// Inbound QoS 2 packet ids awaiting PUBREL.
+    pub incoming_qos2: Vec<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadedInflight {
+    pub packet_id: u16,
+    pub released: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -195,6 +261,28 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     tx: mpsc::UnboundedSender<StoreOp>,
+    backlog: Arc<Backlog>,
+}
+
+/// Bytes queued for the store thread and not yet committed.
+#[derive(Default)]
+pub struct Backlog {
+    bytes: AtomicUsize,
+    /// Woken after each commit.
+    pub drained: tokio::sync::Notify,
+}
+
+impl StoreOp {
+    /// What the op holds in memory until committed, roughly.
+    fn weight(&self) -> usize {
+        64 + match self {
+            StoreOp::PutMessage { record, .. } | StoreOp::PutRetained { record, .. } => {
+                record.len()
+            }
+            StoreOp::PutSubscription { subscription, .. } => subscription.filter.len(),
+            _ => 0,
+        }
+    }
 }
 
 impl Store {
@@ -213,19 +301,33 @@ impl Store {
         }
         tx.open_table(SUBSCRIPTIONS).map_err(|e| open_err(&e))?;
         tx.open_table(MESSAGES).map_err(|e| open_err(&e))?;
+        tx.open_table(INFLIGHT).map_err(|e| open_err(&e))?;
+        tx.open_table(INCOMING).map_err(|e| open_err(&e))?;
         tx.commit().map_err(|e| open_err(&e))?;
         let loaded = load(&db).map_err(|e| StoreError::Read(e.to_string()))?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let backlog = Arc::new(Backlog::default());
+        let thread_backlog = backlog.clone();
         let handle = std::thread::Builder::new()
             .name("ledgermq-store".into())
-            .spawn(move || writer(db, rx))
+            .spawn(move || writer(db, rx, thread_backlog))
             .map_err(|e| open_err(&e))?;
-        Ok((Store { tx }, loaded, handle))
+        Ok((Store { tx, backlog }, loaded, handle))
     }
 
     pub fn send(&self, op: StoreOp) {
+        self.backlog.bytes.fetch_add(op.weight(), Ordering::Relaxed);
         // The store thread only stops after every handle is dropped.
         let _ = self.tx.send(op);
+    }
+
+    /// Bytes queued and not yet committed.
+    pub fn backlog(&self) -> usize {
+        self.backlog.bytes.load(Ordering::Relaxed)
+    }
+
+    pub fn backlog_handle(&self) -> &Arc<Backlog> {
+        &self.backlog
     }
 }
 
@@ -235,6 +337,8 @@ fn load(db: &Database) -> Result<Loaded, Box<dyn std::error::Error>> {
     let subs = rtx.open_table(SUBSCRIPTIONS)?;
     let msgs = rtx.open_table(MESSAGES)?;
     let retained = rtx.open_table(RETAINED)?;
+    let inflight = rtx.open_table(INFLIGHT)?;
+    let incoming = rtx.open_table(INCOMING)?;
     let mut out = Loaded::default();
     for row in sessions.iter()? {
         let (k, v) = row?;
@@ -248,6 +352,8 @@ fn load(db: &Database) -> Result<Loaded, Box<dyn std::error::Error>> {
             meta,
             subscriptions: Vec::new(),
             messages: Vec::new(),
+            inflight: Vec::new(),
+            incoming_qos2: Vec::new(),
         };
         let cid = loaded.client_id.as_str();
         for row in subs.range((cid, "")..)? {
@@ -269,6 +375,32 @@ fn load(db: &Database) -> Result<Loaded, Box<dyn std::error::Error>> {
                 None => tracing::warn!(client_id = cid, seq, "skipping unreadable message record"),
             }
         }
+        for row in inflight.range((cid, 0u64)..)? {
+            let (k, v) = row?;
+            let (owner, seq) = k.value();
+            if owner != cid {
+                break;
+            }
+            out.next_seq = out.next_seq.max(seq + 1);
+            match v.value() {
+                &[hi, lo, state] if state <= 1 => loaded.inflight.push((
+                    seq,
+                    LoadedInflight {
+                        packet_id: u16::from_be_bytes([hi, lo]),
+                        released: state == 1,
+                    },
+                )),
+                _ => tracing::warn!(client_id = cid, seq, "skipping unreadable in-flight record"),
+            }
+        }
+        for row in incoming.range((cid, 0u16)..)? {
+            let (k, _) = row?;
+            let (owner, packet_id) = k.value();
+            if owner != cid {
+                break;
+            }
+            loaded.incoming_qos2.push(packet_id);
+        }
         out.sessions.push(loaded);
     }
     for row in retained.iter()? {
@@ -279,7 +411,7 @@ fn load(db: &Database) -> Result<Loaded, Box<dyn std::error::Error>> {
 }
 
 /// The store thread: batch, commit, then run barriers.
-fn writer(db: Database, mut rx: mpsc::UnboundedReceiver<StoreOp>) {
+fn writer(db: Database, mut rx: mpsc::UnboundedReceiver<StoreOp>, backlog: Arc<Backlog>) {
     let mut batch = Vec::with_capacity(1024);
     while let Some(op) = rx.blocking_recv() {
         batch.push(op);
@@ -289,8 +421,12 @@ fn writer(db: Database, mut rx: mpsc::UnboundedReceiver<StoreOp>) {
                 Err(_) => break,
             }
         }
+        let weight: usize = batch.iter().map(StoreOp::weight).sum();
         let mut barriers = Vec::new();
-        if let Err(e) = apply(&db, &mut batch, &mut barriers) {
+        let applied = apply(&db, &mut batch, &mut barriers);
+        backlog.bytes.fetch_sub(weight, Ordering::Relaxed);
+        backlog.drained.notify_waiters();
+        if let Err(e) = applied {
             // Nothing queued in this batch is durable; barriers are not run,
             // so the QoS 1/2 publishes they would acknowledge stay
             // unacknowledged and the clients will resend them.
@@ -316,10 +452,36 @@ fn apply(
         let mut subs = tx.open_table(SUBSCRIPTIONS)?;
         let mut msgs = tx.open_table(MESSAGES)?;
         let mut retained = tx.open_table(RETAINED)?;
+        let mut inflight = tx.open_table(INFLIGHT)?;
+        let mut incoming = tx.open_table(INCOMING)?;
         for op in batch.drain(..) {
             match op {
                 StoreOp::PutSession { client_id, meta } => {
                     sessions.insert(&*client_id, meta.to_bytes().as_slice())?;
+                }
+                StoreOp::PutInflight {
+                    client_id,
+                    seq,
+                    packet_id,
+                    released,
+                } => {
+                    let [hi, lo] = packet_id.to_be_bytes();
+                    inflight.insert((&*client_id, seq), [hi, lo, u8::from(released)].as_slice())?;
+                    if released {
+                        msgs.remove((&*client_id, seq))?;
+                    }
+                }
+                StoreOp::PutIncoming {
+                    client_id,
+                    packet_id,
+                } => {
+                    incoming.insert((&*client_id, packet_id), ())?;
+                }
+                StoreOp::DeleteIncoming {
+                    client_id,
+                    packet_id,
+                } => {
+                    incoming.remove((&*client_id, packet_id))?;
                 }
                 StoreOp::DeleteSession { client_id } => {
                     let cid = &*client_id;
@@ -341,6 +503,24 @@ fn apply(
                         .collect();
                     for s in seqs {
                         msgs.remove((cid, s))?;
+                    }
+                    let seqs: Vec<u64> = inflight
+                        .range((cid, 0u64)..)?
+                        .map_while(|r| r.ok())
+                        .take_while(|(k, _)| k.value().0 == cid)
+                        .map(|(k, _)| k.value().1)
+                        .collect();
+                    for s in seqs {
+                        inflight.remove((cid, s))?;
+                    }
+                    let ids: Vec<u16> = incoming
+                        .range((cid, 0u16)..)?
+                        .map_while(|r| r.ok())
+                        .take_while(|(k, _)| k.value().0 == cid)
+                        .map(|(k, _)| k.value().1)
+                        .collect();
+                    for id in ids {
+                        incoming.remove((cid, id))?;
                     }
                 }
                 StoreOp::PutSubscription {
@@ -365,6 +545,7 @@ fn apply(
                 }
                 StoreOp::DeleteMessage { client_id, seq } => {
                     msgs.remove((&*client_id, seq))?;
+                    inflight.remove((&*client_id, seq))?;
                 }
                 StoreOp::PutRetained { topic, record } => {
                     retained.insert(topic.as_str(), &*record)?;
@@ -384,6 +565,21 @@ fn apply(
 mod tests {
     use super::*;
     use ledgermq_proto::SubscriptionOptions;
+
+    #[test]
+    fn version_1_session_records_still_load() {
+        let mut v1 = vec![1, 5];
+        v1.extend_from_slice(&60u32.to_be_bytes());
+        v1.extend_from_slice(&7u64.to_be_bytes());
+        let meta = SessionMeta::from_bytes(&v1).unwrap();
+        assert_eq!((meta.expiry_interval, meta.username.as_deref()), (60, None));
+        let v2 = SessionMeta {
+            username: Some("u".into()),
+            ..meta.clone()
+        };
+        assert_eq!(SessionMeta::from_bytes(&v2.to_bytes()), Some(v2));
+        assert_eq!(SessionMeta::from_bytes(&meta.to_bytes()), Some(meta));
+    }
 
     #[test]
     fn records_survive_reopen() {
@@ -411,7 +607,31 @@ mod tests {
                     protocol: Protocol::V5,
                     expiry_interval: 60,
                     disconnected_at: 5,
+                    username: Some("alice".into()),
                 },
+            });
+            store.send(StoreOp::PutIncoming {
+                client_id: cid.clone(),
+                packet_id: 77,
+            });
+            store.send(StoreOp::PutIncoming {
+                client_id: cid.clone(),
+                packet_id: 78,
+            });
+            store.send(StoreOp::DeleteIncoming {
+                client_id: cid.clone(),
+                packet_id: 78,
+            });
+            store.send(StoreOp::PutMessage {
+                client_id: cid.clone(),
+                seq: 50,
+                record: record.encode(),
+            });
+            store.send(StoreOp::PutInflight {
+                client_id: cid.clone(),
+                seq: 50,
+                packet_id: 9,
+                released: true,
             });
             store.send(StoreOp::PutSubscription {
                 client_id: cid.clone(),
@@ -443,10 +663,22 @@ mod tests {
         let s = &loaded.sessions[0];
         assert_eq!(s.meta.expiry_interval, 60);
         assert_eq!(s.subscriptions[0].id, Some(7));
-        assert_eq!(s.messages.len(), 1);
+        assert_eq!(s.messages.len(), 1, "a released message's record is gone");
         assert_eq!(s.messages[0].0, 42);
         assert_eq!(s.messages[0].1, record);
-        assert_eq!(loaded.next_seq, 43);
+        assert_eq!(s.meta.username.as_deref(), Some("alice"));
+        assert_eq!(s.incoming_qos2, [77]);
+        assert_eq!(
+            s.inflight,
+            [(
+                50,
+                LoadedInflight {
+                    packet_id: 9,
+                    released: true
+                }
+            )]
+        );
+        assert_eq!(loaded.next_seq, 51);
         std::fs::remove_dir_all(&dir).ok();
     }
 }

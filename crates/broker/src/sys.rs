@@ -45,20 +45,39 @@ pub fn publish_stats(broker: &Broker) {
     }
 }
 
-/// Housekeeping: `$SYS` publications and session expiry.
+/// Housekeeping: timers (delayed wills, session expiry) as they come due,
+/// retained-message expiry and `$SYS` publications every second.
 pub async fn housekeeping(broker: Arc<Broker>) {
     let sys_every = broker.config.sys_interval;
     if sys_every > 0 {
         publish_stats(&broker);
     }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut seconds = 0u64;
     loop {
-        tick.tick().await;
-        seconds += 1;
-        broker.expire_sessions(std::time::Instant::now());
-        if sys_every > 0 && seconds.is_multiple_of(sys_every) {
-            publish_stats(&broker);
+        let changed = broker.timers.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let next = broker.timers.next_deadline();
+        let timer = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tick.tick() => {
+                seconds += 1;
+                let now = std::time::Instant::now();
+                broker.run_timers(now);
+                broker.sweep_retained(now);
+                if sys_every > 0 && seconds.is_multiple_of(sys_every) {
+                    publish_stats(&broker);
+                }
+            }
+            _ = timer => broker.run_timers(std::time::Instant::now()),
+            _ = changed => {}
         }
     }
 }

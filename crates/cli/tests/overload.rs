@@ -84,19 +84,25 @@ fn offline_queue_overflow_drops_qos0_first_and_counts_drops() {
     assert_eq!(wait_for_dropped(&b, 5), 5);
 }
 
-/// A connected subscriber that falls behind never loses an acknowledged
-/// QoS 1 message: its queue may not grow past the limit, so the publisher
-/// is held back (its PUBACKs stop) until the subscriber catches up.
+/// A connected subscriber that does not keep up never holds a publisher
+/// back: its queue takes QoS 1 messages up to `max_queued_messages`, then it
+/// is disconnected with 0x97 Quota exceeded; its persistent session keeps
+/// what was queued, and the publisher got every PUBACK meanwhile.
 #[test]
-fn slow_connected_subscriber_holds_back_publisher_and_loses_nothing() {
+fn slow_connected_subscriber_is_disconnected_with_0x97_and_keeps_its_queue() {
+    if skip_unless_ledgermq("disconnecting a slow subscriber with 0x97") {
+        return;
+    }
     let Some(b) = Broker::with(&[("max-queued-messages", "4")]) else {
         return;
     };
     let mut sub = b.connect_ok(Connect {
         props: Props {
             receive_maximum: Some(1),
+            session_expiry_interval: Some(300),
             ..Props::default()
         },
+        clean_start: false,
         ..Connect::v5("slow-sub")
     });
     sub.subscribe("slow/t", 1);
@@ -106,28 +112,37 @@ fn slow_connected_subscriber_holds_back_publisher_and_loses_nothing() {
     for i in 1..=total {
         publish_with_id(&mut p, "slow/t", &i.to_be_bytes(), 1, i);
     }
-    // Without acks from the subscriber, only what fits (one in flight,
-    // four queued, one waiting) is acknowledged to the publisher.
-    let mut acked = 0;
-    while let Recv::Packet(Packet::PubAck(_)) = p.try_recv(QUIET) {
-        acked += 1;
-    }
-    assert!(
-        acked < total,
-        "publisher was not held back: {acked} PUBACKs"
-    );
-
-    let mut got = Vec::new();
+    // The publisher is never held back: every PUBLISH is acknowledged.
     for _ in 0..total {
+        match p.try_recv(WAIT) {
+            Recv::Packet(Packet::PubAck(_)) => {}
+            other => panic!("expected a PUBACK, got {other:?}"),
+        }
+    }
+    // One in flight (never acknowledged by the subscriber), four queued,
+    // then the queue is full: DISCONNECT 0x97.
+    let first = sub.recv_publish();
+    assert_eq!(first.payload, 1u16.to_be_bytes());
+    sub.expect_disconnect(&[0x97]);
+
+    let mut sub = b.connect_ok(Connect {
+        clean_start: false,
+        props: Props {
+            session_expiry_interval: Some(300),
+            ..Props::default()
+        },
+        ..Connect::v5("slow-sub")
+    });
+    let mut got = Vec::new();
+    for _ in 0..5 {
         let m = sub.recv_publish();
         sub.ack(&m);
         got.push(u16::from_be_bytes([m.payload[0], m.payload[1]]));
     }
-    assert_eq!(got, (1..=total).collect::<Vec<_>>());
-    while acked < total {
-        match p.try_recv(WAIT) {
-            Recv::Packet(Packet::PubAck(_)) => acked += 1,
-            other => panic!("expected the remaining PUBACKs, got {other:?} after {acked}"),
-        }
-    }
+    assert_eq!(
+        got,
+        [1, 2, 3, 4, 5],
+        "the in-flight message and the queue survive"
+    );
+    sub.expect_nothing(QUIET);
 }

@@ -58,6 +58,43 @@ pub fn encode(packet: &Packet, protocol: Protocol, buf: &mut BytesMut) -> Result
     result
 }
 
+/// Appends `packet` if it fits in `max` bytes (the peer's Maximum Packet
+/// Size). A packet that is too large loses its Reason String first, then its
+/// User Properties (MQTT-3.1.2-25; §3.1.2.11.4, §3.14.2.2.3); one that
+/// still does not fit is not sent at all. Returns whether it was appended.
+pub fn encode_within(packet: &Packet, protocol: Protocol, max: usize, buf: &mut BytesMut) -> bool {
+    if encoded_len(packet, protocol) <= max {
+        return encode(packet, protocol, buf).is_ok();
+    }
+    let mut slim = packet.clone();
+    let Some(props) = optional_properties(&mut slim) else {
+        return false;
+    };
+    props.reason_string = None;
+    if encoded_len(&slim, protocol) > max {
+        if let Some(props) = optional_properties(&mut slim) {
+            props.user_properties.clear();
+        }
+    }
+    encoded_len(&slim, protocol) <= max && encode(&slim, protocol, buf).is_ok()
+}
+
+/// The properties of a packet whose Reason String and User Properties the
+/// sender may drop to respect the receiver's Maximum Packet Size.
+fn optional_properties(packet: &mut Packet) -> Option<&mut crate::Properties> {
+    match packet {
+        Packet::ConnAck(p) => Some(&mut p.properties),
+        Packet::PubAck(p) | Packet::PubRec(p) | Packet::PubRel(p) | Packet::PubComp(p) => {
+            Some(&mut p.properties)
+        }
+        Packet::SubAck(p) => Some(&mut p.properties),
+        Packet::UnsubAck(p) => Some(&mut p.properties),
+        Packet::Disconnect(p) => Some(&mut p.properties),
+        Packet::Auth(p) => Some(&mut p.properties),
+        _ => None,
+    }
+}
+
 /// Total bytes [`encode`] writes for `packet`, fixed header included.
 pub fn encoded_len(packet: &Packet, protocol: Protocol) -> usize {
     if let Packet::Publish(p) = packet {

@@ -18,7 +18,7 @@ pub mod topic;
 
 pub use decode::{decode, DecodeError};
 pub use encode::{
-    encode, encode_outgoing_publish, encoded_len, outgoing_publish_len, EncodeError,
+    encode, encode_outgoing_publish, encode_within, encoded_len, outgoing_publish_len, EncodeError,
     OutgoingPublish,
 };
 pub use packet::*;

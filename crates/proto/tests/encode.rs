@@ -219,3 +219,45 @@ fn fan_out_encoder_for_v311_leaves_properties_out() {
     encode_outgoing_publish(&OutgoingPublish::from(&p), Protocol::V311, &mut buf).unwrap();
     assert_eq!(&buf[..], b"\x35\x16\x00\x0Esensors/1/temp\x00\x2A21.5");
 }
+
+/// A packet over the peer's Maximum Packet Size loses its Reason String,
+/// then its User Properties, and is not sent when it still does not fit
+/// (MQTT-3.1.2-25, §3.14.2.2.3).
+#[test]
+fn encode_within_drops_reason_string_then_user_properties() {
+    let full = Packet::Disconnect(Disconnect {
+        reason: ReasonCode::SESSION_TAKEN_OVER,
+        properties: Properties {
+            reason_string: Some("x".repeat(100)),
+            user_properties: vec![("k".into(), "v".repeat(50))],
+            ..Default::default()
+        },
+    });
+    let full_len = encoded_len(&full, Protocol::V5);
+    let mut buf = BytesMut::new();
+    assert!(encode_within(&full, Protocol::V5, full_len, &mut buf));
+    assert_eq!(buf.len(), full_len);
+
+    let mut buf = BytesMut::new();
+    assert!(encode_within(&full, Protocol::V5, 80, &mut buf));
+    let decoded = ledgermq_proto::decode(&mut buf, Some(Protocol::V5), 1 << 20)
+        .unwrap()
+        .unwrap();
+    let Packet::Disconnect(d) = decoded else {
+        panic!("{decoded:?}")
+    };
+    assert_eq!(d.reason, ReasonCode::SESSION_TAKEN_OVER);
+    assert_eq!(d.properties.reason_string, None);
+    assert_eq!(
+        d.properties.user_properties.len(),
+        1,
+        "user properties fit once the reason string is gone"
+    );
+
+    let mut buf = BytesMut::new();
+    assert!(encode_within(&full, Protocol::V5, 10, &mut buf));
+    assert!(buf.len() <= 4, "bare DISCONNECT: type, length, reason code");
+    let mut buf = BytesMut::new();
+    assert!(!encode_within(&full, Protocol::V5, 2, &mut buf));
+    assert!(buf.is_empty());
+}

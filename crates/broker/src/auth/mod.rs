@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use ledgermq_proto::{Protocol, QoS, ReasonCode};
 
-pub use plain::{covers, AclFile, AllowAll, AllowAnonymous, AuthFileError, PasswordFile};
+pub use plain::{AclFile, AllowAll, AllowAnonymous, AuthFileError, PasswordFile};
 
 /// Who a connected client is, as far as authorisation is concerned.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,19 +193,59 @@ pub enum AfterRefusal {
     Disconnect,
 }
 
+/// How the deliveries of a subscription the authorizer allowed are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryCheck {
+    /// Every topic the filter matches may be delivered: no check per
+    /// message (nothing narrower than the grant denies any of them).
+    All,
+    /// Ask [`Authorizer::can_receive`] for each delivered topic (a deny
+    /// rule reaches into the filter, e.g. `deny read a/secret` under
+    /// `allow read a/#`).
+    EachMessage,
+    /// The subscription is not allowed (any more): deliver nothing.
+    Refused,
+}
+
 pub trait Authorizer: Send + Sync {
     fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool;
 
-    /// A number that changes whenever an allowed PUBLISH may become refused
-    /// (rights changed). While it stays the same, a connection reuses its
-    /// last "allowed" answer for the same topic instead of asking again:
-    /// the publish hot path then costs one string comparison. `None` (the
+    /// A number that changes whenever an allowed PUBLISH, SUBSCRIBE or
+    /// delivery may become refused (rights changed). While it stays the
+    /// same, a connection reuses its last "allowed" answer for the same
+    /// publish topic, and a subscription its [`DeliveryCheck`], instead of
+    /// asking again: the hot path then costs one comparison. `None` (the
     /// default) asks every time.
-    fn publish_epoch(&self) -> Option<u64> {
+    fn rights_epoch(&self) -> Option<u64> {
         None
     }
+
+    /// True for an authorizer that allows everything (no ACL): the broker
+    /// then skips every check.
+    fn allows_everything(&self) -> bool {
+        false
+    }
+
     /// `filter` is the topic filter without any `$share/group/` prefix.
     fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool;
+
+    /// How deliveries on `filter` must be checked for `who`. Asked when a
+    /// message first matches the subscription and again whenever
+    /// [`Self::rights_epoch`] moves. The default checks each message.
+    fn delivery_check(&self, who: &ClientIdentity, filter: &str) -> DeliveryCheck {
+        if self.can_subscribe(who, filter) {
+            DeliveryCheck::EachMessage
+        } else {
+            DeliveryCheck::Refused
+        }
+    }
+
+    /// Whether a message on `topic` may be delivered to `who`, whose
+    /// subscription matched it. By default: whether `who` could subscribe
+    /// to exactly that topic.
+    fn can_receive(&self, who: &ClientIdentity, topic: &str) -> bool {
+        self.can_subscribe(who, topic)
+    }
 
     /// Called after a refused PUBLISH or SUBSCRIBE filter (status reports,
     /// auditing); decides whether the connection survives it. By default it

@@ -12,7 +12,9 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::Argon2;
 use ledgermq_proto::{topic, ReasonCode};
 
-use super::{Authenticated, Authenticator, Authorizer, ClientIdentity, LoginAttempt, Refusal};
+use super::{
+    Authenticated, Authenticator, Authorizer, ClientIdentity, DeliveryCheck, LoginAttempt, Refusal,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthFileError {
@@ -33,6 +35,10 @@ pub enum AuthFileError {
 pub struct PasswordFile {
     users: HashMap<String, String>,
     allow_anonymous: bool,
+    /// A hash of a random password with the default parameters: an unknown
+    /// user name is checked against it, so it costs the same time as a
+    /// known one and timing does not tell which user names exist.
+    decoy: String,
 }
 
 impl PasswordFile {
@@ -62,6 +68,7 @@ impl PasswordFile {
         Ok(PasswordFile {
             users,
             allow_anonymous,
+            decoy: decoy_hash(),
         })
     }
 
@@ -94,15 +101,34 @@ impl PasswordFile {
                 Err(ReasonCode::NOT_AUTHORIZED)
             };
         };
-        let (Some(hash), Some(password)) = (self.users.get(user), password) else {
-            return Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD);
-        };
+        let known = self.users.get(user).filter(|_| password.is_some());
+        let hash = known.unwrap_or(&self.decoy);
         let parsed = PasswordHash::new(hash).map_err(|_| ReasonCode::BAD_USER_NAME_OR_PASSWORD)?;
-        // argon2's verifier compares digests in constant time.
-        Argon2::default()
-            .verify_password(password, &parsed)
-            .map_err(|_| ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        // argon2's verifier compares digests in constant time; an unknown
+        // user is verified against the decoy, which never matches.
+        let verified = Argon2::default()
+            .verify_password(password.unwrap_or_default(), &parsed)
+            .is_ok();
+        if verified && known.is_some() {
+            Ok(())
+        } else {
+            Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        }
     }
+}
+
+/// The hash of 32 random bytes nobody knows, with the default parameters.
+fn decoy_hash() -> String {
+    use rand::RngCore;
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    let salt = SaltString::generate(&mut rand::rngs::OsRng);
+    Argon2::default()
+        .hash_password(&secret, &salt)
+        .map(|h| h.to_string())
+        // Hashing with the default parameters cannot fail; should it, an
+        // unparsable decoy still refuses every unknown user (more quickly).
+        .unwrap_or_default()
 }
 
 impl Authenticator for PasswordFile {
@@ -281,30 +307,34 @@ impl Authorizer for AclFile {
     }
 
     /// The file is read once, at start-up: answers never change.
-    fn publish_epoch(&self) -> Option<u64> {
+    fn rights_epoch(&self) -> Option<u64> {
         Some(0)
     }
 
     fn can_subscribe(&self, who: &ClientIdentity, filter: &str) -> bool {
-        self.decide(who, Access::Read, |rule| covers(rule, filter))
+        self.decide(who, Access::Read, |rule| topic::covers(rule, filter))
     }
-}
 
-/// Whether every topic matched by `filter` is also matched by `rule`.
-pub fn covers(rule: &str, filter: &str) -> bool {
-    if filter.starts_with(['+', '#']) && !rule.starts_with(['+', '#']) {
-        return false;
-    }
-    let mut r = rule.split('/');
-    let mut f = filter.split('/');
-    loop {
-        match (r.next(), f.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(l)) if l != "#" => {}
-            (Some(a), Some(b)) if a == b && a != "+" => {}
-            (None, None) => return true,
-            _ => return false,
+    /// A subscription is granted by a rule covering its whole filter; only
+    /// a deny rule that meets the filter can take topics out of it, and
+    /// then each delivery is checked.
+    fn delivery_check(&self, who: &ClientIdentity, filter: &str) -> DeliveryCheck {
+        if !self.can_subscribe(who, filter) {
+            return DeliveryCheck::Refused;
         }
+        let denied_inside = self.rules(who).any(|rule| {
+            rule.access == Access::Deny
+                && Self::resolve(rule, who).is_none_or(|f| topic::intersects(&f, filter))
+        });
+        if denied_inside {
+            DeliveryCheck::EachMessage
+        } else {
+            DeliveryCheck::All
+        }
+    }
+
+    fn can_receive(&self, who: &ClientIdentity, topic_name: &str) -> bool {
+        self.decide(who, Access::Read, |rule| topic::matches(rule, topic_name))
     }
 }
 
@@ -316,6 +346,9 @@ impl Authorizer for AllowAll {
         true
     }
     fn can_subscribe(&self, _: &ClientIdentity, _: &str) -> bool {
+        true
+    }
+    fn allows_everything(&self) -> bool {
         true
     }
 }
@@ -331,14 +364,24 @@ mod tests {
         }
     }
 
+    /// `allow read a/#` + `deny read a/secret`: a subscriber of `a/#` is
+    /// allowed, but a message on `a/secret` is not delivered to it.
     #[test]
-    fn covering_respects_wildcards() {
-        assert!(covers("a/#", "a/b/+"));
-        assert!(covers("a/+", "a/b"));
-        assert!(!covers("a/+", "a/#"));
-        assert!(!covers("a/b", "a/+"));
-        assert!(covers("#", "x/#"));
-        assert!(!covers("a/+/c", "a/#"));
+    fn a_deny_inside_a_granted_filter_is_checked_per_delivery() {
+        let acl =
+            AclFile::parse("user alice\ntopic read a/#\ntopic deny a/secret\ntopic read b/#\n")
+                .unwrap();
+        let alice = who(Some("alice"), "c1");
+        assert!(acl.can_subscribe(&alice, "a/#"));
+        assert_eq!(
+            acl.delivery_check(&alice, "a/#"),
+            DeliveryCheck::EachMessage
+        );
+        assert!(acl.can_receive(&alice, "a/public"));
+        assert!(!acl.can_receive(&alice, "a/secret"));
+        assert_eq!(acl.delivery_check(&alice, "b/+"), DeliveryCheck::All);
+        assert_eq!(acl.delivery_check(&alice, "c/#"), DeliveryCheck::Refused);
+        assert_eq!(acl.delivery_check(&alice, "a/+/x"), DeliveryCheck::All);
     }
 
     #[test]
@@ -381,5 +424,38 @@ mod tests {
         );
         assert!(pf.check(Some("bob"), Some(b"pw")).is_ok());
         assert_eq!(pf.check(None, None), Err(ReasonCode::NOT_AUTHORIZED));
+        assert_eq!(
+            pf.check(Some("mallory"), Some(b"pw")),
+            Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        );
+        assert_eq!(
+            pf.check(Some("alice"), None),
+            Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
+        );
+    }
+
+    /// No user enumeration through timing: an unknown user name runs the
+    /// same argon2 verification as a known one with a wrong password.
+    #[test]
+    fn unknown_users_cost_as_much_as_known_ones() {
+        let text = PasswordFile::upsert("", "alice", "s3cret").unwrap();
+        let path = std::env::temp_dir().join(format!("lmq-pw-t-{}", std::process::id()));
+        std::fs::write(&path, &text).unwrap();
+        let pf = PasswordFile::load(&path, false).unwrap();
+        std::fs::remove_file(&path).ok();
+        let time = |user: &str| {
+            let start = std::time::Instant::now();
+            for _ in 0..3 {
+                let _ = pf.check(Some(user), Some(b"wrong"));
+            }
+            start.elapsed()
+        };
+        let (known, unknown) = (time("alice"), time("nobody"));
+        // Both hash; without the decoy the unknown user took microseconds
+        // against milliseconds. A wide margin keeps a noisy machine out.
+        assert!(
+            unknown * 4 > known,
+            "unknown user {unknown:?} vs known user {known:?}"
+        );
     }
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use ledgermq_proto::{
-    decode, encode, topic, Auth, ConnAck, Connect, DecodeError, Packet, Properties, Protocol,
-    ReasonCode, Will,
+    decode, encode, Auth, ConnAck, Connect, DecodeError, Packet, Properties, Protocol, ReasonCode,
 };
 use rand::RngCore;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, WriteHalf};
@@ -18,14 +17,16 @@ use super::outbound::Writer;
 use crate::auth::{
     AuthStep, Authenticated, ClientIdentity, LoginAttempt, Refusal, SharedProtection,
 };
+use crate::auth_pool::PoolError;
 use crate::broker::Broker;
+use crate::lifecycle::Attach;
 use crate::metrics::Metrics;
+use crate::rules;
 use crate::session::ConnLink;
 
 pub(super) struct Accepted {
     pub conn: Connection,
     pub writer: Writer,
-    pub will: Option<Will>,
 }
 
 /// Answers a CONNECT that could not be decoded. A v5 client gets a CONNACK
@@ -90,28 +91,21 @@ where
     let protocol = connect.protocol;
     let v5 = protocol == Protocol::V5;
     let method = connect.properties.authentication_method.clone();
-    let decision = match decide(&connect) {
+    let decision = match decide(&connect, broker) {
         Ok(()) => authenticate(broker, &connect, rd, wr, buf, peer, listener).await,
-        Err(reason) => Err(Some(Refusal::new(reason, "invalid CONNECT"))),
+        Err(None) => {
+            // 3.1.1 has no reason code for it: a protocol violation closes
+            // the connection without CONNACK (§4.8).
+            tracing::info!(%peer, client_id = connect.client_id, "invalid CONNECT: closed");
+            return None;
+        }
+        Err(Some(reason)) => Err(Some(Refusal::new(reason, "invalid CONNECT"))),
     };
     let mut authenticated = match decision {
         Ok(a) => a,
         Err(None) => return None, // the client gave up during the exchange
         Err(Some(refusal)) => {
-            tracing::info!(%peer, client_id = connect.client_id, reason = %refusal.reason, detail = refusal.detail, "connection refused");
-            if !refusal.delay.is_zero() {
-                tokio::time::sleep(refusal.delay).await;
-            }
-            let ack = Packet::ConnAck(ConnAck {
-                session_present: false,
-                reason: refusal.reason,
-                properties: Properties::default(),
-            });
-            let mut out = BytesMut::new();
-            if encode(&ack, protocol, &mut out).is_ok() {
-                let _ = wr.write_all(&out).await;
-            }
-            let _ = wr.shutdown().await;
+            refuse(wr, protocol, peer, &connect.client_id, refusal).await;
             return None;
         }
     };
@@ -124,11 +118,8 @@ where
     let client_id: Arc<str> = connect.client_id.as_str().into();
     let props = &connect.properties;
     let max_expiry = broker.config.max_session_expiry;
-    let requested_expiry = match protocol {
-        Protocol::V5 => props.session_expiry_interval.unwrap_or(0),
-        Protocol::V311 if connect.clean_start => 0,
-        Protocol::V311 => u32::MAX,
-    };
+    let requested_expiry =
+        rules::requested_expiry(v5, connect.clean_start, props.session_expiry_interval);
     let expiry = requested_expiry.min(max_expiry);
     let mut keep_alive = connect.keep_alive;
     let mut server_keep_alive = None;
@@ -138,6 +129,8 @@ where
             server_keep_alive = Some(max_ka);
         }
     }
+    // Receive Maximum is an MQTT 5 property: a 3.1.1 client gets the
+    // broker's in-flight limit (the writer caps the window with it).
     let limits = Limits {
         keep_alive,
         client_receive_maximum: props.receive_maximum.unwrap_or(u16::MAX),
@@ -145,8 +138,31 @@ where
         client_topic_alias_maximum: props.topic_alias_maximum.unwrap_or(0),
     };
 
-    let link = Arc::new(ConnLink::new(protocol));
-    let (session, present) = broker.open_session(&client_id, connect.clean_start, expiry, &link);
+    let link = Arc::new(ConnLink::new(
+        protocol,
+        limits.client_max_packet_size as usize,
+    ));
+    let identity = Arc::new(ClientIdentity {
+        client_id: connect.client_id.clone(),
+        username: connect.username.clone(),
+    });
+    let attach = Attach {
+        client_id: &client_id,
+        clean_start: connect.clean_start,
+        expiry,
+        link: &link,
+        identity: identity.clone(),
+        will: connect.will.take(),
+    };
+    let (session, present) = match broker.open_session(attach).await {
+        Ok(opened) => opened,
+        Err(reason) => {
+            Metrics::add(&broker.metrics.connections_refused, 1);
+            let refusal = Refusal::new(reason, "session limit reached (max_sessions)");
+            refuse(wr, protocol, peer, &client_id, refusal).await;
+            return None;
+        }
+    };
     if expiry > 0 {
         // A persistent session exists once CONNACK says so: make it durable first.
         broker.durable().await;
@@ -156,7 +172,11 @@ where
     if v5 {
         properties.receive_maximum = Some(broker.config.receive_maximum);
         properties.topic_alias_maximum = Some(broker.config.topic_alias_maximum);
-        properties.maximum_packet_size = Some(broker.config.max_packet_size);
+        // Sent only when it limits something (the protocol's own maximum
+        // goes without saying).
+        properties.maximum_packet_size = (broker.config.max_packet_size as usize)
+            .lt(&ledgermq_proto::MAX_PACKET_SIZE)
+            .then_some(broker.config.max_packet_size);
         properties.assigned_client_identifier = assigned.then(|| connect.client_id.clone());
         properties.server_keep_alive = server_keep_alive;
         properties.authentication_method = method.clone();
@@ -171,10 +191,7 @@ where
     }));
     tracing::debug!(%peer, client_id = &*client_id, ?protocol, present, "connected");
 
-    let identity = ClientIdentity {
-        client_id: connect.client_id.clone(),
-        username: connect.username.clone(),
-    };
+    let identity = (*identity).clone();
     let auth = AuthContext {
         method,
         peer,
@@ -197,18 +214,44 @@ where
             auth,
             protection,
         ),
-        will: connect.will.take(),
     })
 }
 
-/// Checks what can be checked before authentication.
-fn decide(connect: &Connect) -> Result<(), ReasonCode> {
-    if connect.client_id.is_empty() && connect.protocol == Protocol::V311 && !connect.clean_start {
-        return Err(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID);
+/// Writes the CONNACK of a refused CONNECT (after the refusal's delay) and
+/// closes.
+async fn refuse<W: AsyncWrite>(
+    wr: &mut WriteHalf<W>,
+    protocol: Protocol,
+    peer: SocketAddr,
+    client_id: &str,
+    refusal: Refusal,
+) {
+    tracing::info!(%peer, client_id, reason = %refusal.reason, detail = refusal.detail, "connection refused");
+    if !refusal.delay.is_zero() {
+        tokio::time::sleep(refusal.delay).await;
+    }
+    let ack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        reason: refusal.reason,
+        properties: Properties::default(),
+    });
+    let mut out = BytesMut::new();
+    if encode(&ack, protocol, &mut out).is_ok() {
+        let _ = wr.write_all(&out).await;
+    }
+    let _ = wr.shutdown().await;
+}
+
+/// Checks what can be checked before authentication. `Err(None)`: close
+/// without CONNACK (3.1.1 has no code for it).
+fn decide(connect: &Connect, broker: &Broker) -> Result<(), Option<ReasonCode>> {
+    let v5 = connect.protocol == Protocol::V5;
+    if connect.client_id.is_empty() && !v5 && !connect.clean_start {
+        return Err(Some(ReasonCode::CLIENT_IDENTIFIER_NOT_VALID));
     }
     if let Some(will) = &connect.will {
-        if topic::validate_name(&will.topic).is_err() {
-            return Err(ReasonCode::TOPIC_NAME_INVALID);
+        if broker.topic_limits.check_name(&will.topic).is_err() {
+            return Err(v5.then_some(ReasonCode::TOPIC_NAME_INVALID));
         }
     }
     Ok(())
@@ -259,7 +302,7 @@ where
     let protocol = connect.protocol;
     let Some(method) = connect.properties.authentication_method.clone() else {
         // Password hashing is deliberately slow: keep it off the async workers.
-        return blocking(move || {
+        return blocking(broker, move || {
             b.authenticator.authenticate(&LoginAttempt {
                 peer,
                 listener,
@@ -278,7 +321,7 @@ where
         .clone()
         .unwrap_or_default();
     let m = method.clone();
-    let mut step = blocking(move || {
+    let mut step = blocking(broker, move || {
         let attempt = LoginAttempt {
             peer,
             listener,
@@ -328,22 +371,32 @@ where
             )));
         }
         let data = answer.properties.authentication_data.unwrap_or_default();
-        step = blocking(move || Ok(next.answer(&data)))
+        step = blocking(broker, move || Ok(next.answer(&data)))
             .await
             .map_err(Some)?;
     }
 }
 
-/// Runs a possibly blocking authentication step off the async workers.
-async fn blocking<T: Send + 'static>(
+/// Runs a possibly blocking authentication step on the broker's bounded
+/// authentication pool; a full queue refuses with 0x89 Server busy.
+pub(super) async fn blocking<T: Send + 'static>(
+    broker: &Broker,
     f: impl FnOnce() -> Result<T, Refusal> + Send + 'static,
 ) -> Result<T, Refusal> {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|_| {
-        Err(Refusal::new(
+    match broker.auth_pool.run(f).await {
+        Ok(result) => result,
+        Err(PoolError::Busy) => {
+            Metrics::add(&broker.metrics.connections_refused, 1);
+            Err(Refusal::new(
+                ReasonCode::SERVER_BUSY,
+                "authentication workers busy (auth_workers, auth_queue)",
+            ))
+        }
+        Err(PoolError::Failed) => Err(Refusal::new(
             ReasonCode::UNSPECIFIED_ERROR,
             "authentication step failed",
-        ))
-    })
+        )),
+    }
 }
 
 /// The next packet of a client that has not been accepted yet; `None` if

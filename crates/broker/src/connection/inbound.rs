@@ -1,4 +1,7 @@
 //! The reader half: decodes inbound packets and acts on them.
+//!
+//! Handlers run while the connection holds its session's handling lock
+//! (see [`crate::lifecycle`]): nothing here can interleave with a takeover.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,13 +16,13 @@ use ledgermq_proto::{
 
 use super::{is_v5, Ending};
 use crate::auth::{
-    AfterRefusal, AuthExchange, AuthStep, ClientIdentity, LoginAttempt, ProtectionError, Refused,
-    SharedProtection,
+    AfterRefusal, AuthExchange, AuthStep, ClientIdentity, DeliveryCheck, LoginAttempt,
+    ProtectionError, Refused, SharedProtection,
 };
-use crate::broker::Broker;
+use crate::broker::{Broker, OnRetainLimit};
 use crate::message::{Delivery, Message};
 use crate::metrics::Metrics;
-use crate::session::{ConnLink, OutState, Session, Subscription};
+use crate::session::{ConnLink, Session, Subscription};
 use crate::store::StoreOp;
 
 /// What CONNECT negotiated.
@@ -39,6 +42,16 @@ pub(crate) struct AuthContext {
     pub listener: SocketAddr,
 }
 
+/// Acknowledgements owed to the client that wait for the store.
+#[derive(Default)]
+pub(crate) struct PendingAcks {
+    /// All of them (PUBACK, PUBREC, PUBCOMP): later acks queue behind them.
+    pub all: AtomicUsize,
+    /// Those of QoS 1 PUBLISHes, which count against Receive Maximum
+    /// (a QoS 2 one already counts as an unreleased packet id).
+    pub qos1: AtomicUsize,
+}
+
 pub(crate) struct Connection {
     broker: Arc<Broker>,
     auth: AuthContext,
@@ -50,16 +63,12 @@ pub(crate) struct Connection {
     limits: Limits,
     /// Inbound topic aliases (client → broker).
     aliases: HashMap<u16, String>,
-    /// QoS 1 publishes whose PUBACK waits for the store.
-    pending_acks: Arc<AtomicUsize>,
-    /// Subscribers the last PUBLISH overfilled; reading pauses until they
-    /// drain (backpressure).
-    congested: Vec<Arc<Session>>,
+    pending: Arc<PendingAcks>,
     /// A QoS 1/2 message was queued for other sessions since the last
     /// write, and its acknowledgement should wait for their deliveries.
     pub routed: bool,
     /// The last topic this connection was allowed to publish to, and the
-    /// authorizer's epoch then (see [`Authorizer::publish_epoch`]).
+    /// authorizer's epoch then (see [`Authorizer::rights_epoch`]).
     allowed_publish: Option<(u64, String)>,
     /// QoS 2 payload protection set up by the authentication (SCAC).
     protection: Option<SharedProtection>,
@@ -104,8 +113,7 @@ impl Connection {
             identity,
             limits,
             aliases: HashMap::new(),
-            pending_acks: Arc::new(AtomicUsize::new(0)),
-            congested: Vec::new(),
+            pending: Arc::new(PendingAcks::default()),
             routed: false,
             allowed_publish: None,
             protection,
@@ -115,8 +123,14 @@ impl Connection {
     /// Asks the authorizer, unless the same topic was allowed under the
     /// same epoch (rights only ever narrow with an epoch change).
     fn may_publish(&mut self, topic: &str) -> bool {
+        if crate::broker::is_sys_topic(topic) {
+            return false;
+        }
         let authorizer = &self.broker.authorizer;
-        let epoch = authorizer.publish_epoch();
+        if authorizer.allows_everything() {
+            return true;
+        }
+        let epoch = authorizer.rights_epoch();
         if let (Some(now), Some((then, last))) = (epoch, &self.allowed_publish) {
             if now == *then && last == topic {
                 return true;
@@ -149,16 +163,10 @@ impl Connection {
         self.limits.keep_alive
     }
 
-    /// The first subscriber the last PUBLISH overfilled, if any.
-    pub fn congested(&self) -> Option<&Arc<Session>> {
-        self.congested.first()
-    }
-
-    /// That subscriber has room again, or is being given up on.
-    pub fn uncongest_first(&mut self) {
-        if !self.congested.is_empty() {
-            self.congested.remove(0);
-        }
+    /// Acknowledgements waiting for the store: past Receive Maximum the
+    /// connection stops reading until they go out.
+    pub fn acks_waiting(&self) -> usize {
+        self.pending.all.load(Ordering::Relaxed)
     }
 
     /// Handles one inbound packet; `Err` ends the connection.
@@ -196,6 +204,29 @@ impl Connection {
         }));
     }
 
+    /// Sends an acknowledgement once everything queued to the store is
+    /// durable, or at once when nothing needs to be; acknowledgements keep
+    /// their order (§4.6): behind a pending one, every one waits.
+    fn ack_after_store(&self, packet: Packet, wait: bool, qos1: bool) {
+        if !wait && self.pending.all.load(Ordering::Relaxed) == 0 {
+            self.link.send(&packet);
+            return;
+        }
+        let link = self.link.clone();
+        let pending = self.pending.clone();
+        pending.all.fetch_add(1, Ordering::Relaxed);
+        if qos1 {
+            pending.qos1.fetch_add(1, Ordering::Relaxed);
+        }
+        self.broker.after_durable(move || {
+            link.send(&packet);
+            pending.all.fetch_sub(1, Ordering::Relaxed);
+            if qos1 {
+                pending.qos1.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    }
+
     fn on_publish(&mut self, mut p: Publish) -> Step {
         Metrics::add(&self.broker.metrics.messages_received, 1);
         if !p.properties.subscription_identifiers.is_empty() {
@@ -213,12 +244,16 @@ impl Connection {
                     Some(t) => p.topic = t.clone(),
                     None => return fail(ReasonCode::PROTOCOL_ERROR, "unknown topic alias"),
                 }
-            } else {
+            } else if self.broker.topic_limits.check_name(&p.topic).is_ok() {
                 self.aliases.insert(alias, p.topic.clone());
             }
         }
-        if topic::validate_name(&p.topic).is_err() {
-            return fail(ReasonCode::TOPIC_NAME_INVALID, "invalid topic name");
+        // 3.1.1 has no DISCONNECT from the server: the connection closes.
+        if let Err(e) = self.broker.topic_limits.check_name(&p.topic) {
+            return fail(
+                ReasonCode::TOPIC_NAME_INVALID,
+                &format!("invalid topic name: {e}"),
+            );
         }
         let qos = p.qos;
         let packet_id = p.packet_id;
@@ -241,42 +276,29 @@ impl Connection {
                 self.ack(Packet::PubRec, packet_id, ReasonCode::SUCCESS);
                 return Ok(());
             }
-            let in_progress = in_qos2 + self.pending_acks.load(Ordering::Relaxed);
-            if in_progress >= usize::from(self.broker.config.receive_maximum) {
+            // Receive Maximum is MQTT 5's: a 3.1.1 client that sends faster
+            // is simply read more slowly (see the pump).
+            let in_progress = in_qos2 + self.pending.qos1.load(Ordering::Relaxed);
+            if self.v5() && in_progress >= usize::from(self.broker.config.receive_maximum) {
                 return fail(
                     ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
                     "receive maximum exceeded",
                 );
             }
         }
-        let refuse = |this: &Self, reason: ReasonCode| {
-            match (qos, this.v5()) {
-                (QoS::AtLeastOnce, true) => this.ack(Packet::PubAck, packet_id, reason),
-                (QoS::ExactlyOnce, true) => this.ack(Packet::PubRec, packet_id, reason),
-                // 3.1.1 has no negative acknowledgement: acknowledge and drop.
-                (QoS::AtLeastOnce, false) => {
-                    this.ack(Packet::PubAck, packet_id, ReasonCode::SUCCESS)
-                }
-                (QoS::ExactlyOnce, false) => {
-                    this.session.state.lock().incoming_qos2.insert(packet_id);
-                    this.ack(Packet::PubRec, packet_id, ReasonCode::SUCCESS)
-                }
-                (QoS::AtMostOnce, _) => {}
-            }
-        };
         if p.properties.payload_format_indicator == Some(1)
             && std::str::from_utf8(&p.payload).is_err()
         {
-            refuse(self, ReasonCode::PAYLOAD_FORMAT_INVALID);
+            self.refuse_publish(qos, packet_id, ReasonCode::PAYLOAD_FORMAT_INVALID);
             return Ok(());
         }
         if !self.may_publish(&p.topic) {
             tracing::info!(
                 client_id = self.identity.client_id,
                 topic = p.topic,
-                "publish refused by ACL"
+                "publish refused"
             );
-            refuse(self, ReasonCode::NOT_AUTHORIZED);
+            self.refuse_publish(qos, packet_id, ReasonCode::NOT_AUTHORIZED);
             let what = Refused::Publish {
                 topic: &p.topic,
                 qos,
@@ -289,42 +311,72 @@ impl Connection {
             }
             return Ok(());
         }
+        let v5 = self.v5();
         let message = Message::from_publish(p, self.session.client_id.clone(), Instant::now());
-        let mut routed = self.broker.publish(Arc::new(message));
-        self.congested.append(&mut routed.congested);
+        // MQTT 5 QoS 1/2 can be told that a retained message did not fit;
+        // otherwise it is delivered without being retained.
+        let on_limit = match (v5, qos) {
+            (true, QoS::AtLeastOnce | QoS::ExactlyOnce) => OnRetainLimit::Refuse,
+            _ => OnRetainLimit::DeliverAnyway,
+        };
+        let Ok(routed) = self.broker.publish(Arc::new(message), on_limit) else {
+            self.refuse_publish(qos, packet_id, ReasonCode::QUOTA_EXCEEDED);
+            return Ok(());
+        };
         // An acknowledgement is owed: let the deliveries go out first.
         self.routed |= routed.matched > 0 && qos != QoS::AtMostOnce;
-        let reason = if routed.matched == 0 && self.v5() {
+        let reason = if routed.matched == 0 && v5 {
             ReasonCode::NO_MATCHING_SUBSCRIBERS
         } else {
             ReasonCode::SUCCESS
         };
-        let kind = match qos {
-            QoS::AtMostOnce => return Ok(()),
-            QoS::AtLeastOnce => Packet::PubAck,
-            QoS::ExactlyOnce => {
-                self.session.state.lock().incoming_qos2.insert(packet_id);
-                Packet::PubRec
-            }
+        let ack = PubResp {
+            packet_id,
+            reason,
+            properties: Default::default(),
         };
-        // Acknowledge only once the message is durable, and keep acks in
-        // PUBLISH order (§4.6): behind a pending durable ack, every ack waits.
-        if routed.stored || self.pending_acks.load(Ordering::Relaxed) > 0 {
-            let link = self.link.clone();
-            let pending = self.pending_acks.clone();
-            pending.fetch_add(1, Ordering::Relaxed);
-            self.broker.after_durable(move || {
-                pending.fetch_sub(1, Ordering::Relaxed);
-                link.send(&kind(PubResp {
-                    packet_id,
-                    reason,
-                    properties: Default::default(),
-                }));
-            });
-        } else {
-            self.ack(kind, packet_id, reason);
+        match qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => self.ack_after_store(Packet::PubAck(ack), routed.stored, true),
+            QoS::ExactlyOnce => {
+                // The packet id is owed a PUBREL; for a persistent session
+                // that survives a restart too (the PUBREC waits for it).
+                let persisted = self.remember_incoming(packet_id);
+                self.ack_after_store(Packet::PubRec(ack), routed.stored || persisted, false);
+            }
         }
         Ok(())
+    }
+
+    /// Records an inbound QoS 2 packet id (PUBREC sent, PUBREL awaited);
+    /// returns whether it was written to the store.
+    fn remember_incoming(&self, packet_id: u16) -> bool {
+        let mut st = self.session.state.lock();
+        st.incoming_qos2.insert(packet_id);
+        let persist = st.is_persistent() && self.broker.store().is_some();
+        if persist {
+            self.broker.store_op(StoreOp::PutIncoming {
+                client_id: self.session.client_id.clone(),
+                packet_id,
+            });
+        }
+        persist
+    }
+
+    /// Tells the client a PUBLISH was refused: the reason code in MQTT 5,
+    /// and in 3.1.1 (which has no negative acknowledgement) a positive one
+    /// for a message that is dropped.
+    fn refuse_publish(&self, qos: QoS, packet_id: u16, reason: ReasonCode) {
+        match (qos, self.v5()) {
+            (QoS::AtMostOnce, _) => {}
+            (QoS::AtLeastOnce, true) => self.ack(Packet::PubAck, packet_id, reason),
+            (QoS::ExactlyOnce, true) => self.ack(Packet::PubRec, packet_id, reason),
+            (QoS::AtLeastOnce, false) => self.ack(Packet::PubAck, packet_id, ReasonCode::SUCCESS),
+            (QoS::ExactlyOnce, false) => {
+                self.session.state.lock().incoming_qos2.insert(packet_id);
+                self.ack(Packet::PubRec, packet_id, ReasonCode::SUCCESS)
+            }
+        }
     }
 
     fn forget_stored(&self, seq: Option<u64>) {
@@ -337,20 +389,17 @@ impl Connection {
     }
 
     fn on_puback(&mut self, r: PubResp) -> Step {
-        let done =
-            self.session
-                .state
-                .lock()
-                .complete(r.packet_id, OutState::AwaitAck, QoS::AtLeastOnce);
-        match done {
-            Some(i) => {
-                self.forget_stored(i.delivery.store_seq);
-                self.link.notify.notify_one(); // the window has room again
-                Ok(())
-            }
-            // Unknown ids are tolerated: a late ack after a session resume.
-            None => Ok(()),
+        let done = self
+            .session
+            .state
+            .lock()
+            .complete(r.packet_id, QoS::AtLeastOnce);
+        // Unknown ids are tolerated: a late ack after a session resume.
+        if let Some(i) = done {
+            self.forget_stored(i.store_seq);
+            self.link.notify.notify_one(); // the window has room again
         }
+        Ok(())
     }
 
     fn on_pubrec(&mut self, r: PubResp) -> Step {
@@ -359,42 +408,49 @@ impl Connection {
             let done = st.abandon(r.packet_id);
             drop(st);
             if let Some(i) = done {
-                self.forget_stored(i.delivery.store_seq);
+                self.forget_stored(i.store_seq);
                 self.link.notify.notify_one();
             }
             return Ok(());
         }
         let outcome = st.received(r.packet_id);
         drop(st);
-        let reason = match outcome {
-            Some(seq) => {
-                self.forget_stored(seq);
-                ReasonCode::SUCCESS
-            }
-            None => ReasonCode::PACKET_IDENTIFIER_NOT_FOUND,
+        let (reason, seq) = match outcome {
+            Some(seq) => (ReasonCode::SUCCESS, seq),
+            None => (ReasonCode::PACKET_IDENTIFIER_NOT_FOUND, None),
         };
-        let Some(protection) = &self.protection else {
-            self.ack(Packet::PubRel, r.packet_id, reason);
+        let packet_id = r.packet_id;
+        let Some(seq) = seq else {
+            self.send_pubrel(packet_id, reason);
             return Ok(());
         };
-        // Every PUBREL to a protected client carries the next key. The lock
-        // is held until the PUBREL is queued, so the writer cannot seal a
-        // PUBLISH with the next key and send it ahead of this PUBREL.
-        let mut protection = protection.lock();
-        let update = match protection.update(r.packet_id) {
-            Ok(update) => update,
-            Err(e) => return crypt_failure(&self.identity, e),
-        };
-        self.link.send(&Packet::PubRel(PubResp {
-            packet_id: r.packet_id,
-            reason,
-            properties: Properties {
-                user_properties: vec![update],
-                ..Default::default()
-            },
-        }));
-        drop(protection);
+        // Persistent session: from now on only the PUBREL is owed, and the
+        // PUBREL goes out once that is durable, so a restart resends the
+        // PUBREL, never the PUBLISH.
+        self.broker.store_op(StoreOp::PutInflight {
+            client_id: self.session.client_id.clone(),
+            seq,
+            packet_id,
+            released: true,
+        });
+        let link = self.link.clone();
+        let protection = self.protection.clone();
+        let who = self.identity.clone();
+        self.broker.after_durable(move || {
+            if let Err(e) = pubrel(&link, protection.as_ref(), packet_id, reason) {
+                let _ = crypt_failure(&who, e.clone());
+                link.close(ReasonCode::UNSPECIFIED_ERROR, Some(e.reason_string));
+            }
+        });
         Ok(())
+    }
+
+    fn send_pubrel(&self, packet_id: u16, reason: ReasonCode) {
+        if let Err(e) = pubrel(&self.link, self.protection.as_ref(), packet_id, reason) {
+            let _ = crypt_failure(&self.identity, e.clone());
+            self.link
+                .close(ReasonCode::UNSPECIFIED_ERROR, Some(e.reason_string));
+        }
     }
 
     fn on_pubrel(&mut self, r: PubResp) -> Step {
@@ -406,23 +462,45 @@ impl Connection {
                 return crypt_failure(&self.identity, e);
             }
         }
-        let known = self.session.state.lock().incoming_qos2.remove(&r.packet_id);
+        let (known, persist) = {
+            let mut st = self.session.state.lock();
+            let known = st.incoming_qos2.remove(&r.packet_id);
+            (
+                known,
+                known && st.is_persistent() && self.broker.store().is_some(),
+            )
+        };
+        if persist {
+            self.broker.store_op(StoreOp::DeleteIncoming {
+                client_id: self.session.client_id.clone(),
+                packet_id: r.packet_id,
+            });
+        }
         let reason = if known {
             ReasonCode::SUCCESS
         } else {
             ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
         };
-        self.ack(Packet::PubComp, r.packet_id, reason);
+        let comp = Packet::PubComp(PubResp {
+            packet_id: r.packet_id,
+            reason,
+            properties: Default::default(),
+        });
+        // Once the client has PUBCOMP it may reuse the id: the id must be
+        // free in the store first, or a restart would take the next message
+        // under it for a resend.
+        self.ack_after_store(comp, persist, false);
         Ok(())
     }
 
     fn on_pubcomp(&mut self, r: PubResp) -> Step {
-        let done =
-            self.session
-                .state
-                .lock()
-                .complete(r.packet_id, OutState::AwaitComp, QoS::ExactlyOnce);
-        if done.is_some() {
+        let done = self
+            .session
+            .state
+            .lock()
+            .complete(r.packet_id, QoS::ExactlyOnce);
+        if let Some(i) = done {
+            self.forget_stored(i.store_seq);
             self.link.notify.notify_one();
         }
         Ok(())
@@ -435,32 +513,19 @@ impl Connection {
         let mut retained_for = Vec::new();
         let mut stored = false;
         for (filter, options) in s.filters {
-            let shared = match topic::parse_shared(&filter) {
-                Ok(shared) => shared.map(|(_, inner)| inner.to_owned()),
-                Err(_) => {
-                    reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
-                    continue;
-                }
-            };
-            let inner = shared.clone().unwrap_or_else(|| filter.clone());
-            if topic::validate_filter(&inner).is_err() {
+            // Syntax and size (max_topic_levels, max_topic_length) in one
+            // check; 3.1.1's encoder writes any failure as 0x80.
+            if self.broker.topic_limits.check_filter(&filter).is_err() {
                 reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
                 continue;
             }
-            if shared.is_some() && options.no_local && v5 {
+            let shared = topic::parse_shared(&filter).ok().flatten().is_some();
+            let inner = topic::without_share(&filter).to_owned();
+            if shared && options.no_local && v5 {
                 return fail(
                     ReasonCode::PROTOCOL_ERROR,
                     "No Local on a shared subscription",
                 );
-            }
-            let full = {
-                let st = self.session.state.lock();
-                st.subscriptions.len() >= self.broker.config.max_subscriptions
-                    && !st.subscriptions.contains_key(&filter)
-            };
-            if full {
-                reasons.push(ReasonCode::QUOTA_EXCEEDED);
-                continue;
             }
             if !self.broker.authorizer.can_subscribe(&self.identity, &inner) {
                 tracing::info!(
@@ -479,28 +544,34 @@ impl Connection {
                 }
                 continue;
             }
-            let existed = self
-                .broker
-                .router
-                .subscribe(&filter, &self.session, options, sub_id);
             let subscription = Subscription {
                 filter: filter.clone(),
                 options,
                 id: sub_id,
             };
-            let persistent = {
+            let existed = {
                 let mut st = self.session.state.lock();
+                let full = st.subscriptions.len() >= self.broker.config.max_subscriptions
+                    && !st.subscriptions.contains_key(&filter);
+                if full || st.ended {
+                    reasons.push(ReasonCode::QUOTA_EXCEEDED);
+                    continue;
+                }
+                let existed = self
+                    .broker
+                    .router
+                    .subscribe(&filter, &self.session, options, sub_id);
                 st.subscriptions
                     .insert(filter.clone(), subscription.clone());
-                st.is_persistent()
+                if st.is_persistent() {
+                    self.broker.store_op(StoreOp::PutSubscription {
+                        client_id: self.session.client_id.clone(),
+                        subscription,
+                    });
+                    stored = true;
+                }
+                existed
             };
-            if persistent {
-                self.broker.store_op(StoreOp::PutSubscription {
-                    client_id: self.session.client_id.clone(),
-                    subscription,
-                });
-                stored = true;
-            }
             reasons.push(ReasonCode(options.qos as u8));
             let send_retained = match options.retain_handling {
                 RetainHandling::SendAtSubscribe => true,
@@ -508,7 +579,7 @@ impl Connection {
                 RetainHandling::DoNotSend => false,
             };
             // Shared subscriptions never receive retained messages (§4.8.2).
-            if send_retained && shared.is_none() {
+            if send_retained && !shared {
                 retained_for.push((inner, options.qos));
             }
         }
@@ -523,7 +594,24 @@ impl Connection {
         }));
         let now = Instant::now();
         for (filter, max_qos) in retained_for {
+            let check = match self.broker.authorizer.allows_everything() {
+                true => DeliveryCheck::All,
+                false => self
+                    .broker
+                    .authorizer
+                    .delivery_check(&self.identity, &filter),
+            };
             for m in self.broker.retained.matching(&filter, now) {
+                let allowed = match check {
+                    DeliveryCheck::All => true,
+                    DeliveryCheck::Refused => false,
+                    DeliveryCheck::EachMessage => {
+                        self.broker.authorizer.can_receive(&self.identity, &m.topic)
+                    }
+                };
+                if !allowed {
+                    continue;
+                }
                 let d = Delivery {
                     qos: m.qos.min(max_qos),
                     message: m,
@@ -541,6 +629,10 @@ impl Connection {
         let mut reasons = Vec::with_capacity(u.filters.len());
         let mut stored = false;
         for filter in u.filters {
+            if self.broker.topic_limits.check_filter(&filter).is_err() {
+                reasons.push(ReasonCode::TOPIC_FILTER_INVALID);
+                continue;
+            }
             let removed = self.broker.remove_subscription(&self.session, &filter);
             stored |= removed && self.session.state.lock().is_persistent();
             reasons.push(if removed {
@@ -587,14 +679,14 @@ impl Connection {
         let data = a.properties.authentication_data.unwrap_or_default();
         let pending = self.reauth.take();
         let broker = self.broker.clone();
-        let run = match (a.reason, pending) {
+        let step = match (a.reason, pending) {
             (ReasonCode::RE_AUTHENTICATE, None) => {
                 let client_id = self.identity.client_id.clone();
                 let username = self.identity.username.clone();
                 let (peer, listener) = (self.auth.peer, self.auth.listener);
                 let protocol = self.link.protocol;
                 let m = method.clone();
-                tokio::task::spawn_blocking(move || {
+                super::connect::blocking(&self.broker, move || {
                     let attempt = LoginAttempt {
                         peer,
                         listener,
@@ -603,20 +695,16 @@ impl Connection {
                         username: username.as_deref(),
                         password: None,
                     };
-                    broker.authenticator.begin(&attempt, &m, &data)
+                    Ok(broker.authenticator.begin(&attempt, &m, &data))
                 })
+                .await
             }
             (ReasonCode::CONTINUE_AUTHENTICATION, Some(next)) => {
-                tokio::task::spawn_blocking(move || next.answer(&data))
+                super::connect::blocking(&self.broker, move || Ok(next.answer(&data))).await
             }
             _ => return fail(ReasonCode::PROTOCOL_ERROR, "unexpected AUTH"),
         };
-        let step = run.await.unwrap_or_else(|_| {
-            AuthStep::Done(Err(crate::auth::Refusal::new(
-                ReasonCode::UNSPECIFIED_ERROR,
-                "authentication step failed",
-            )))
-        });
+        let step = step.unwrap_or_else(|refusal| AuthStep::Done(Err(refusal)));
         let (reason, data) = match step {
             AuthStep::Continue { data, next } => {
                 self.reauth = Some(next);
@@ -678,6 +766,33 @@ impl Connection {
             Err(Ending::Normal)
         }
     }
+}
+
+/// Queues a PUBREL; to a protected client it carries the next key. The
+/// protection lock is held until the PUBREL is queued, so the writer cannot
+/// seal a PUBLISH with the next key and send it ahead of this PUBREL.
+fn pubrel(
+    link: &ConnLink,
+    protection: Option<&SharedProtection>,
+    packet_id: u16,
+    reason: ReasonCode,
+) -> Result<(), ProtectionError> {
+    let mut properties = Properties::default();
+    let guard = match protection {
+        Some(p) => {
+            let mut guard = p.lock();
+            properties.user_properties.push(guard.update(packet_id)?);
+            Some(guard)
+        }
+        None => None,
+    };
+    link.send(&Packet::PubRel(PubResp {
+        packet_id,
+        reason,
+        properties,
+    }));
+    drop(guard);
+    Ok(())
 }
 
 /// A refusal reason as a DISCONNECT may carry it: 0x86 and 0x8A exist only

@@ -16,7 +16,7 @@ use crate::auth::{PayloadProtection, SharedProtection};
 use crate::broker::Broker;
 use crate::message::Delivery;
 use crate::metrics::Metrics;
-use crate::session::{ConnLink, OutState, Session};
+use crate::session::{ConnLink, Inflight, Outgoing, Session, SessionState};
 use crate::store::StoreOp;
 
 /// The connection's payload protection while the writer holds it.
@@ -136,6 +136,12 @@ impl Writer {
         }
     }
 
+    /// Whether this writer's connection is the one attached to the session
+    /// (after a takeover the new connection owns the queue and the window).
+    fn owns(&self, st: &SessionState) -> bool {
+        st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &self.link))
+    }
+
     /// `n` more bytes reached the socket.
     pub fn advance(&mut self, n: usize) {
         self.written += n;
@@ -149,12 +155,15 @@ impl Writer {
         }
     }
 
-    /// Appends the DISCONNECT a closing MQTT 5 connection sends.
+    /// Appends the DISCONNECT a closing MQTT 5 connection sends; its reason
+    /// string goes if the packet would exceed the client's Maximum Packet
+    /// Size (MQTT-3.1.2-25).
     pub fn push_disconnect(&mut self, reason: ReasonCode, text: Option<String>) {
         if self.protocol == Protocol::V5 {
-            let _ = encode(
+            ledgermq_proto::encode_within(
                 &disconnect_packet(reason, text),
                 self.protocol,
+                self.max_packet_size,
                 &mut self.out,
             );
         }
@@ -162,14 +171,25 @@ impl Writer {
 
     fn resend_inflight(&mut self, protection: &mut Protection<'_>) {
         let session = self.session.clone();
-        let st = session.state.lock();
-        for i in &st.inflight {
-            match i.state {
-                OutState::AwaitAck => {
-                    let now = Instant::now();
-                    self.encode_delivery(&i.delivery, i.packet_id, true, now, protection);
+        let mut st = session.state.lock();
+        if !self.owns(&st) {
+            return;
+        }
+        let now = Instant::now();
+        let SessionState {
+            inflight, staged, ..
+        } = &mut *st;
+        for i in inflight.iter_mut() {
+            match &mut i.out {
+                // A QoS 2 id not yet durable goes out when it is.
+                Outgoing::Publish { sent: false, .. } if staged.contains(&i.packet_id) => {}
+                Outgoing::Publish { delivery, sent } => {
+                    let dup = *sent;
+                    *sent = true;
+                    let d = delivery.clone();
+                    self.encode_delivery(&d, i.packet_id, dup, now, protection);
                 }
-                OutState::AwaitComp => {
+                Outgoing::Release => {
                     // Its key update is made now, with this connection's keys.
                     let mut properties = ledgermq_proto::Properties::default();
                     if let Some(p) = protection {
@@ -189,23 +209,60 @@ impl Writer {
         }
     }
 
+    /// Sends the staged QoS 2 deliveries whose packet ids are durable now.
+    fn send_durable_staged(
+        &mut self,
+        st: &mut SessionState,
+        now: Instant,
+        protection: &mut Protection<'_>,
+    ) {
+        while st.staged_durable > 0 {
+            st.staged_durable -= 1;
+            let Some(id) = st.staged.pop_front() else {
+                st.staged_durable = 0;
+                break;
+            };
+            if let Some(Inflight {
+                out: Outgoing::Publish { delivery, sent },
+                ..
+            }) = st.inflight_mut(id)
+            {
+                let dup = *sent;
+                *sent = true;
+                let d = delivery.clone();
+                self.encode_delivery(&d, id, dup, now, protection);
+            }
+        }
+    }
+
     /// Moves deliveries from the session queue into `out`, QoS 1/2 ones
     /// through the in-flight window.
+    ///
+    /// A QoS 2 delivery to a persistent session goes out only once its
+    /// message and packet id are durable: after a crash the broker then
+    /// resends it under the same id (the subscriber recognises it), never a
+    /// copy under a new one. Such deliveries are staged in batches, one
+    /// commit per batch, and nothing queued behind them overtakes them.
     fn drain_queue(&mut self, protection: &mut Protection<'_>) {
         let now = Instant::now();
         let session = self.session.clone();
-        let link = self.link.clone();
         let mut st = session.state.lock();
         // After a takeover the new connection owns the queue; a message this
         // writer took now would be in flight on a dying socket and would only
         // be resent at the next reconnect.
-        if !st.conn.as_ref().is_some_and(|c| Arc::ptr_eq(c, &link)) {
+        if !self.owns(&st) {
             return;
         }
+        self.send_durable_staged(&mut st, now, protection);
+        let mut newly_staged = 0;
         while self.pending() < BATCH_BYTES {
             let Some(front) = st.queue.front() else {
                 break;
             };
+            let gated = front.qos == QoS::ExactlyOnce && front.store_seq.is_some();
+            if !st.staged.is_empty() && !gated {
+                break; // keep the order: wait for the staged batch
+            }
             if front.qos != QoS::AtMostOnce && st.inflight.len() >= self.window {
                 break;
             }
@@ -222,17 +279,42 @@ impl Writer {
             }
             if d.qos == QoS::AtMostOnce {
                 self.encode_delivery(&d, 0, false, now, protection);
-            } else {
-                let packet_id = st.start_inflight(d);
-                let Some(inflight) = st.inflight.back() else {
-                    break;
-                };
-                let d = inflight.delivery.clone();
-                self.encode_delivery(&d, packet_id, false, now, protection);
+                continue;
             }
+            let seq = d.store_seq;
+            let packet_id = st.start_inflight(d.clone());
+            if let Some(seq) = seq {
+                self.broker.store_op(StoreOp::PutInflight {
+                    client_id: session.client_id.clone(),
+                    seq,
+                    packet_id,
+                    released: false,
+                });
+            }
+            if gated {
+                st.staged.push_back(packet_id);
+                newly_staged += 1;
+                continue;
+            }
+            if let Some(Inflight {
+                out: Outgoing::Publish { sent, .. },
+                ..
+            }) = st.inflight_mut(packet_id)
+            {
+                *sent = true;
+            }
+            self.encode_delivery(&d, packet_id, false, now, protection);
         }
-        if st.queue.len() < self.broker.config.max_queued_messages {
-            session.room.notify_waiters();
+        drop(st);
+        if newly_staged > 0 {
+            let session = self.session.clone();
+            self.broker.after_durable(move || {
+                let mut st = session.state.lock();
+                st.staged_durable = (st.staged_durable + newly_staged).min(st.staged.len());
+                if let Some(c) = &st.conn {
+                    c.notify.notify_one();
+                }
+            });
         }
     }
 

@@ -1,4 +1,13 @@
 //! The connection loop: read, handle, write, until the connection ends.
+//!
+//! What makes the loop stop reading from its client (and only from its
+//! client): the client not reading our answers (`OUT_BACKLOG_LIMIT`),
+//! acknowledgements waiting for the store beyond Receive Maximum, and the
+//! store's backlog over `max_store_backlog_bytes`. What never does: a slow
+//! subscriber. A subscriber that cannot keep up loses its place instead
+//! (its queue fills, it is disconnected with 0x97, see
+//! [`crate::session::SessionState::enqueue`]), so one stuck client cannot
+//! stall publishers or anyone else.
 
 use std::time::Duration;
 
@@ -16,11 +25,6 @@ use crate::metrics::Metrics;
 /// from it: a client must read our answers to be heard.
 const OUT_BACKLOG_LIMIT: usize = 256 * 1024;
 
-/// How long a publisher is held back by a full subscriber queue before
-/// that subscriber is disconnected as a slow consumer (0x97); its session
-/// keeps the messages.
-const SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// Serves an accepted connection until it ends, and says why.
 pub(super) async fn run<R, W>(
     conn: &mut Connection,
@@ -35,29 +39,33 @@ where
 {
     let broker = conn.broker().clone();
     let link = conn.link.clone();
+    let session = conn.session.clone();
     let max = broker.config.max_packet_size as usize;
+    let ack_limit = usize::from(broker.config.receive_maximum);
     // §3.1.2.10: close after one and a half keep-alive periods of silence.
     let idle =
         (conn.keep_alive() > 0).then(|| Duration::from_millis(u64::from(conn.keep_alive()) * 1500));
     let far = Duration::from_secs(365 * 24 * 3600);
     let keep_alive = tokio::time::sleep(idle.unwrap_or(far));
     tokio::pin!(keep_alive);
-    let mut congested_since: Option<Instant> = None;
 
     loop {
-        // Handle everything already received, unless a subscriber we
-        // published to is full (then the client waits, backpressure).
-        while conn.congested().is_none() {
-            match decode(&mut buf, Some(link.protocol), max) {
-                Ok(Some(packet)) => {
-                    if let Err(ending) = conn.handle(packet).await {
-                        return ending;
+        // Handle everything already received, holding the session's
+        // handling lock so a takeover waits for the batch to finish.
+        if !buf.is_empty() {
+            let _handling = session.handling.lock().await;
+            while !link.is_closing() && conn.acks_waiting() < ack_limit {
+                match decode(&mut buf, Some(link.protocol), max) {
+                    Ok(Some(packet)) => {
+                        if let Err(ending) = conn.handle(packet).await {
+                            return ending;
+                        }
                     }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::debug!(client_id = &*conn.session.client_id, "decode error: {e}");
-                    return Ending::Broker(e.reason_code(), Some(e.to_string()));
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::debug!(client_id = &*session.client_id, "decode error: {e}");
+                        return Ending::Broker(e.reason_code(), Some(e.to_string()));
+                    }
                 }
             }
         }
@@ -75,42 +83,26 @@ where
         }
         writer.gather();
 
-        let congested = conn.congested().cloned();
-        if congested.is_some() && congested_since.is_none() {
-            congested_since = Some(Instant::now());
-        }
-        let can_read = congested.is_none() && writer.pending() < OUT_BACKLOG_LIMIT;
+        let store_full = !broker.store_has_room();
+        let can_read =
+            writer.pending() < OUT_BACKLOG_LIMIT && !store_full && conn.acks_waiting() < ack_limit;
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(8192);
         }
         let has_output = writer.pending() > 0;
-        let limit = broker.config.max_queued_messages;
-        let room = async {
-            match &congested {
-                Some(s) => {
-                    let notified = s.room.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    if !s.has_room(limit) {
-                        let deadline =
-                            congested_since.unwrap_or_else(Instant::now) + SLOW_CONSUMER_TIMEOUT;
-                        tokio::select! {
-                            _ = notified => {}
-                            _ = tokio::time::sleep_until(deadline) => {
-                                s.close_connection(ReasonCode::QUOTA_EXCEEDED, "slow consumer");
-                            }
-                        }
-                    }
-                }
-                None => std::future::pending().await,
-            }
-        };
         let write = async {
             let n = wr.write(&writer.out[writer.written..]).await?;
             if n == writer.pending() {
                 wr.flush().await?; // TLS: push the records out
             }
             Ok::<usize, std::io::Error>(n)
+        };
+        let store_room = async {
+            if store_full {
+                broker.store_room().await
+            } else {
+                std::future::pending().await
+            }
         };
 
         tokio::select! {
@@ -128,10 +120,7 @@ where
                 Ok(n) => writer.advance(n),
             },
             _ = link.notify.notified() => {}
-            _ = room => {
-                conn.uncongest_first();
-                congested_since = None;
-            }
+            _ = store_room => {}
             _ = &mut keep_alive, if idle.is_some() => {
                 return Ending::Broker(ReasonCode::KEEP_ALIVE_TIMEOUT, Some("keep alive timeout".into()));
             }
