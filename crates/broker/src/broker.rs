@@ -533,7 +533,7 @@ impl Broker {
             publisher: "".into(),
         });
         // Regenerated at every start: kept in memory, not in the store.
-        self.retained.set(msg.clone());
+        self.retained.set_internal(msg.clone());
         self.route(&msg);
     }
 

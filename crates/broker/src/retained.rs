@@ -104,6 +104,16 @@ impl RetainedStore {
     /// Stores `message` as the retained message of its topic, or clears the
     /// topic's retained message when the payload is empty (§3.3.1.3).
     pub fn set(&self, message: Arc<Message>) -> Retained {
+        self.put(message, true)
+    }
+
+    /// Like [`Self::set`] for the broker's own messages (`$SYS`), which the
+    /// limits count but never refuse.
+    pub fn set_internal(&self, message: Arc<Message>) -> Retained {
+        self.put(message, false)
+    }
+
+    fn put(&self, message: Arc<Message>, enforce: bool) -> Retained {
         let mut tree = self.tree.write();
         let levels: InlineStack<&str, 16> = message.topic.split('/').collect();
         if message.payload.is_empty() {
@@ -120,9 +130,9 @@ impl RetainedStore {
         let old = find(&tree.root, &levels).map(|m| m.retained_size());
         let (is_new, old_size) = (old.is_none(), old.unwrap_or(0));
         let count = self.count.load(Ordering::Relaxed);
-        if (is_new && count >= self.limits.max_messages)
-            || tree.bytes - old_size + size > self.limits.max_bytes
-        {
+        let over = (is_new && count >= self.limits.max_messages)
+            || tree.bytes - old_size + size > self.limits.max_bytes;
+        if enforce && over {
             return Retained::OverLimit;
         }
         let key = message.expires_at.map(|at| {

@@ -73,6 +73,21 @@ pub struct ServeArgs {
     /// Subscriptions one session may hold [default: 10000].
     #[arg(long)]
     max_subscriptions: Option<usize>,
+    /// Sessions the broker keeps, connected or not [default: 1000000].
+    #[arg(long)]
+    max_sessions: Option<usize>,
+    /// Levels a topic name or filter may have, 1-65536 [default: 128].
+    #[arg(long)]
+    max_topic_levels: Option<usize>,
+    /// Bytes a topic name or filter may have, 1-65535 [default: 4096].
+    #[arg(long)]
+    max_topic_length: Option<usize>,
+    /// Retained messages the broker keeps [default: 100000].
+    #[arg(long)]
+    max_retained_messages: Option<usize>,
+    /// Bytes of retained messages the broker keeps [default: 268435456].
+    #[arg(long)]
+    max_retained_bytes: Option<u64>,
     /// Topic Alias Maximum announced to MQTT 5 clients [default: 64].
     #[arg(long)]
     topic_alias_maximum: Option<u16>,
@@ -94,6 +109,21 @@ pub struct ServeArgs {
     /// Maximum simultaneous connections [default: 100000].
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Maximum simultaneous connections from one IP address, 0 = no limit [default: 0].
+    #[arg(long)]
+    max_connections_per_address: Option<usize>,
+    /// Bytes all connections still reading their CONNECT may hold [default: 67108864].
+    #[arg(long)]
+    max_pending_connect_bytes: Option<usize>,
+    /// Threads verifying passwords and authentication steps [default: one per CPU core].
+    #[arg(long)]
+    auth_workers: Option<usize>,
+    /// Authentications that may wait for a worker; more get 0x89 Server busy [default: 256].
+    #[arg(long)]
+    auth_queue: Option<usize>,
+    /// Store backlog in bytes above which connections stop reading [default: 67108864].
+    #[arg(long)]
+    max_store_backlog_bytes: Option<usize>,
     /// Threads serving connections [default: one per CPU core].
     #[arg(long)]
     worker_threads: Option<usize>,
@@ -191,6 +221,15 @@ impl ServeArgs {
             max_inflight,
             max_queued_messages,
             max_subscriptions,
+            max_sessions,
+            max_topic_levels,
+            max_topic_length,
+            max_retained_messages,
+            max_retained_bytes,
+            max_connections_per_address,
+            max_pending_connect_bytes,
+            auth_queue,
+            max_store_backlog_bytes,
             topic_alias_maximum,
             max_session_expiry,
             connect_timeout,
@@ -227,6 +266,7 @@ impl ServeArgs {
             metrics_listen,
             max_keep_alive,
             worker_threads,
+            auth_workers,
             embedded_ledger,
             ledger_rpc,
             ledger_deployment,

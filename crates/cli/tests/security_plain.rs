@@ -28,9 +28,11 @@ user alice
 topic readwrite alice/#
 topic write sensors/+/data
 topic read sensors/#
+topic deny sensors/vault/#
 
 user bob
 topic read alice/status
+topic write sensors/vault/#
 
 pattern readwrite devices/%u/#
 pattern read clients/%c/inbox
@@ -268,6 +270,28 @@ fn authorized_publish_is_delivered() {
     let mut alice = b.connect_ok(user("alice-wr", "alice", "wonderland"));
     assert!(alice.publish("sensors/s1/data", b"21.5", 1, false) < 0x80);
     assert_eq!(reader.recv_publish_ack().payload, b"21.5");
+}
+
+/// A wildcard subscription never delivers what a deny rule forbids:
+/// `read sensors/#` + `deny sensors/vault/#` lets alice subscribe to
+/// `sensors/#`, and each delivery is checked (live and retained), so a
+/// message bob may publish under `sensors/vault/` never reaches her.
+#[test]
+fn a_wildcard_subscription_does_not_deliver_what_a_deny_rule_forbids() {
+    let Some(b) = secured(true) else { return };
+    let mut bob = b.connect_ok(user("bob-vault", "bob", "builder"));
+    assert!(bob.publish("sensors/vault/key", b"retained secret", 1, true) < 0x80);
+    let mut alice = b.connect_ok(user("alice-wild", "alice", "wonderland"));
+    assert_eq!(alice.subscribe("sensors/#", 1), 1);
+    let mut alice3 = b.connect_ok(user3("alice-wild3", "alice", "wonderland"));
+    assert_eq!(alice3.subscribe("sensors/#", 1), 1);
+    assert!(bob.publish("sensors/vault/code", b"live secret", 1, false) < 0x80);
+    let mut writer = b.connect_ok(user("alice-w2", "alice", "wonderland"));
+    assert!(writer.publish("sensors/s9/data", b"public", 1, false) < 0x80);
+    for c in [&mut alice, &mut alice3] {
+        assert_eq!(c.recv_publish_ack().payload, b"public");
+        c.expect_nothing(QUIET);
+    }
 }
 
 /// `topic deny` overrides a broader grant.
