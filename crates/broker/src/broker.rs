@@ -49,6 +49,9 @@ pub struct Broker {
     pub started: Instant,
 }
 
+/// Authentication workers in the ledger mode unless `auth_workers` says.
+pub const LEDGER_AUTH_WORKERS: usize = 32;
+
 /// What routing one PUBLISH did.
 #[derive(Default)]
 pub struct Routed {

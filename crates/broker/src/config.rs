@@ -93,7 +93,9 @@ pub struct Config {
     /// closed. Bounds the memory of slow or oversized CONNECT floods.
     pub max_pending_connect_bytes: usize,
     /// Threads that verify passwords and run authentication steps (argon2
-    /// is deliberately slow); unset means one per CPU core.
+    /// is deliberately slow); unset means one per CPU core in the plain
+    /// mode and 32 in the ledger mode (whose steps hash no password and
+    /// mostly wait for the replay counters to be durable).
     pub auth_workers: Option<usize>,
     /// Authentications that may wait for a free worker; one more is refused
     /// at once with CONNACK 0x89 Server busy (3.1.1: 0x03 Server

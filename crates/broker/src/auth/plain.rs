@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 use ledgermq_proto::{topic, ReasonCode};
 
@@ -104,17 +104,68 @@ impl PasswordFile {
         let known = self.users.get(user).filter(|_| password.is_some());
         let hash = known.unwrap_or(&self.decoy);
         let parsed = PasswordHash::new(hash).map_err(|_| ReasonCode::BAD_USER_NAME_OR_PASSWORD)?;
-        // argon2's verifier compares digests in constant time; an unknown
-        // user is verified against the decoy, which never matches.
-        let verified = Argon2::default()
-            .verify_password(password.unwrap_or_default(), &parsed)
-            .is_ok();
+        // An unknown user is verified against the decoy, which never matches.
+        let verified = verify_reusing_memory(&parsed, password.unwrap_or_default());
         if verified && known.is_some() {
             Ok(())
         } else {
             Err(ReasonCode::BAD_USER_NAME_OR_PASSWORD)
         }
     }
+}
+
+thread_local! {
+    /// The argon2 working memory of this thread (19 MiB with the default
+    /// parameters), kept between verifications. Allocating it afresh each
+    /// time, as `PasswordVerifier` does, makes glibc's heap grow to several
+    /// hundred MiB under a login flood (its mmap threshold adapts upwards
+    /// and freed blocks fragment); verifications run on the authentication
+    /// workers, so this is one buffer per worker.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Verifies `password` against a PHC argon2 hash, as
+/// `PasswordVerifier::verify_password` does (same parameters, constant-time
+/// comparison of the outputs), in this thread's reusable memory, which is
+/// wiped afterwards.
+fn verify_reusing_memory(hash: &PasswordHash<'_>, password: &[u8]) -> bool {
+    use argon2::{Algorithm, Params, Version};
+    let (Some(expected), Some(salt)) = (&hash.hash, &hash.salt) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let computed = ARGON2_MEMORY.with(|memory| {
+        let mut blocks = memory.borrow_mut();
+        if blocks.len() < params.block_count() {
+            blocks.resize(params.block_count(), argon2::Block::new());
+        }
+        let block_count = params.block_count();
+        let result = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+            password,
+            salt,
+            &mut out,
+            &mut blocks[..block_count],
+        );
+        blocks.iter_mut().for_each(|b| *b = argon2::Block::new());
+        result.is_ok()
+    });
+    // `Output`'s equality is constant-time.
+    computed && argon2::password_hash::Output::new(&out).is_ok_and(|o| o == *expected)
 }
 
 /// The hash of 32 random bytes nobody knows, with the default parameters.
@@ -406,6 +457,28 @@ mod tests {
         assert!(!acl.can_subscribe(&who(Some("#"), "x"), "devices/#"));
         assert!(!acl.can_publish(&who(Some("a/b"), "x"), "devices/a/b/c"));
         assert!(!acl.can_subscribe(&who(None, "#"), "c/#"));
+    }
+
+    /// The memory-reusing verifier agrees with argon2's own, for other
+    /// parameters too.
+    #[test]
+    fn reusing_memory_verifies_like_argon2() {
+        use argon2::password_hash::PasswordVerifier;
+        use argon2::{Algorithm, Params, Version};
+        let salt = SaltString::generate(&mut rand::rngs::OsRng);
+        let small = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(1024, 2, 1, None).unwrap(),
+        );
+        for hasher in [Argon2::default(), small] {
+            let phc = hasher.hash_password(b"right", &salt).unwrap().to_string();
+            let parsed = PasswordHash::new(&phc).unwrap();
+            for (pw, ok) in [(&b"right"[..], true), (b"wrong", false), (b"", false)] {
+                assert_eq!(verify_reusing_memory(&parsed, pw), ok);
+                assert_eq!(Argon2::default().verify_password(pw, &parsed).is_ok(), ok);
+            }
+        }
     }
 
     #[test]
