@@ -125,6 +125,21 @@ pub fn private_file(path: &std::path::Path) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
+/// Serves one client connection over any byte stream (TCP, TLS, a
+/// WebSocket adapter, an in-memory pipe in tests) until it closes: the one
+/// connection code under every transport. `peer` is the client's address,
+/// `local` the listener's.
+pub async fn serve_connection<S>(
+    broker: Arc<Broker>,
+    stream: S,
+    peer: SocketAddr,
+    local: SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    connection::serve(broker, stream, peer, local).await
+}
+
 /// Starts a broker in the plain security mode.
 pub async fn start(config: Config) -> Result<RunningBroker, StartError> {
     let security = Security::plain(&config)?;
