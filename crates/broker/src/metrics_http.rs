@@ -24,7 +24,7 @@ const MAX_CONNECTIONS: usize = 64;
 /// The exposition text (Prometheus text format 0.0.4).
 pub fn render(broker: &Broker) -> String {
     let m = &broker.metrics;
-    let rows: [(&str, &str, &str, u64); 11] = [
+    let rows: [(&str, &str, &str, u64); 15] = [
         (
             "ledgermq_clients_connected",
             "gauge",
@@ -72,6 +72,30 @@ pub fn render(broker: &Broker) -> String {
             "counter",
             "Deliveries dropped: full queue, expiry, too large for the client.",
             Metrics::get(&m.messages_dropped),
+        ),
+        (
+            "ledgermq_slow_subscribers_total",
+            "counter",
+            "Connected subscribers disconnected (0x97) because their queue was full.",
+            Metrics::get(&m.slow_subscribers),
+        ),
+        (
+            "ledgermq_retained_refused_total",
+            "counter",
+            "Retained PUBLISHes not retained: max_retained_messages or max_retained_bytes.",
+            Metrics::get(&m.retained_refused),
+        ),
+        (
+            "ledgermq_connections_refused_total",
+            "counter",
+            "Connections refused by a limit before or during CONNECT.",
+            Metrics::get(&m.connections_refused),
+        ),
+        (
+            "ledgermq_retained_bytes",
+            "gauge",
+            "Bytes of retained messages, as counted against max_retained_bytes.",
+            broker.retained.bytes() as u64,
         ),
         (
             "ledgermq_bytes_received_total",
