@@ -287,7 +287,17 @@ impl Access {
         // one that is already banned stays banned.
         if let Some(d) = device_id.filter(|_| verdict.limit_reached) {
             if self.directory.status(d) == DeviceStatus::Active {
-                self.blacklist(d);
+                let last_ms = unix_ms();
+                let window_ms = self.settings.failure_window.as_millis() as u64;
+                self.blacklist(&crate::evidence::Evidence {
+                    kind: crate::evidence::EvidenceKind::AuthFailures,
+                    device_id: d.to_owned(),
+                    node: self.directory.account().0 .0,
+                    count: self.settings.failure_limit,
+                    first_ms: last_ms.saturating_sub(window_ms),
+                    last_ms,
+                    sources: vec![attempt.peer.ip()],
+                });
             }
         }
         Refusal::new(reason, detail).delayed(verdict.delay)

@@ -19,6 +19,7 @@ mod authorizer;
 mod counters;
 mod directory;
 mod enforcement;
+pub mod evidence;
 mod failures;
 mod scac;
 mod settings;
@@ -168,31 +169,49 @@ impl LedgerSecurity {
 }
 
 impl Access {
-    /// Bans `device_id` on this node now and records the decision on the
-    /// ledger in the background, retrying while the ledger is unreachable;
-    /// every node reading the ledger then refuses the device too.
-    fn blacklist(&self, device_id: &str) {
+    /// Bans the device `evidence` names on this node now and records the
+    /// decision on the ledger in the background, with the digest of the
+    /// evidence record (logged here in full), retrying while the ledger is
+    /// unreachable; every node reading the ledger then refuses the device
+    /// too.
+    fn blacklist(&self, evidence: &evidence::Evidence) {
+        let device_id = evidence.device_id.as_str();
         let now = directory::unix_ms() / 1000;
         let until = now.saturating_add(self.settings.blacklist_duration.as_secs().max(1));
         self.directory.ban_locally(device_id, until);
         self.status.unauth(device_id, "blacklisted");
+        let mut salt = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        let record = evidence.record(salt);
+        let digest = B256::from(record.digest);
+        let sources: Vec<String> = evidence.sources.iter().map(|s| s.to_string()).collect();
         tracing::warn!(
             device_id,
             until,
-            "device reached the authentication failure limit: blacklisting it on the ledger"
+            kind = evidence.kind.name(),
+            reason = evidence.kind.reason_code(),
+            count = evidence.count,
+            first_ms = evidence.first_ms,
+            last_ms = evidence.last_ms,
+            sources = sources.join(","),
+            salt = %B256::from(record.salt),
+            record = %alloy_primitives::hex::encode(&record.bytes),
+            evidence = %digest,
+            "evidence against the device: blacklisting it on the ledger"
         );
         let registry = self.registry.clone();
         let signer = self.signer.clone();
         let id = device_id.to_owned();
+        let reason = evidence.kind.reason_code();
         self.runtime.spawn(async move {
             let mut wait = Duration::from_millis(500);
             for attempt in 1..=6 {
                 match registry
-                    .blacklist_device(&*signer, &id, until, REASON_AUTH_FAILURES)
+                    .blacklist_device(&*signer, &id, until, reason, digest)
                     .await
                 {
                     Ok(r) => {
-                        tracing::info!(device_id = id, block = r.block_number, "blacklist recorded on the ledger");
+                        tracing::info!(device_id = id, block = r.block_number, evidence = %digest, "blacklist recorded on the ledger");
                         return;
                     }
                     Err(e) => {
