@@ -38,15 +38,6 @@ impl Authenticator for LedgerAuthenticator {
             ));
         };
         same_client(attempt, device_id)?;
-        if let Err(e) = admissible(access, device_id) {
-            return Err(access.otp_failed(Some(device_id), attempt, TOTP, &e));
-        }
-        let Some(key) = access.directory.otp_key(device_id) else {
-            let e = OtpError::UnknownDevice {
-                device_id: device_id.to_owned(),
-            };
-            return Err(access.otp_failed(Some(device_id), attempt, TOTP, &e));
-        };
         let code = attempt
             .password
             .and_then(|p| std::str::from_utf8(p).ok())
@@ -56,13 +47,37 @@ impl Authenticator for LedgerAuthenticator {
             access.settings.totp_digits,
             access.settings.totp_window,
         );
+        let now = unix_ms() / 1000;
+        // An unknown or revoked user name is answered as a wrong code,
+        // after the same work: the answer does not tell who exists.
+        let status = access.directory.status(device_id);
+        let key = match status {
+            DeviceStatus::Active | DeviceStatus::Blacklisted { .. } => {
+                access.directory.otp_key(device_id)
+            }
+            DeviceStatus::Unknown | DeviceStatus::Revoked => None,
+        };
+        let Some(key) = key else {
+            let e = verifier.refuse_unknown(code, now, &access.directory.account().0 .0);
+            let detail = format!("device {device_id:?} is not registered or revoked ({e})");
+            return Err(access.failed(
+                Some(device_id),
+                attempt,
+                ReasonCode(e.reason_code()),
+                &detail,
+            ));
+        };
         let last = access
             .directory
             .counters
             .last(CounterKind::TotpStep, device_id);
         let counter = verifier
-            .verify(&key, code, unix_ms() / 1000, last)
+            .verify(&key, code, now, last)
             .map_err(|e| access.otp_failed(Some(device_id), attempt, TOTP, &e))?;
+        // Told only now that the code is right.
+        if let Err(e) = admissible(access, device_id) {
+            return Err(access.otp_failed(Some(device_id), attempt, TOTP, &e));
+        }
         if !access
             .directory
             .counters
@@ -96,18 +111,14 @@ impl Authenticator for LedgerAuthenticator {
                 ),
             )));
         }
+        // Every well-formed step 1 is challenged (a decoy for an unknown or
+        // revoked device): the device's standing is told only after its proof.
         let server = OtpServer::new(access.settings.challenge_lifetime.as_millis() as u64);
         let awaiting =
             match server.start(&access.directory, data, unix_ms(), &mut rand::rngs::OsRng) {
                 Ok(a) => a,
                 Err(e) => {
-                    let device = device_of(&e);
-                    return AuthStep::Done(Err(access.otp_failed(
-                        device,
-                        attempt,
-                        AUTH_METHOD,
-                        &e,
-                    )));
+                    return AuthStep::Done(Err(access.otp_failed(None, attempt, AUTH_METHOD, &e)))
                 }
             };
         if let Err(refusal) = same_client(attempt, awaiting.device_id()) {
@@ -229,20 +240,6 @@ pub(crate) fn same_client(attempt: &LoginAttempt<'_>, device_id: &str) -> Result
                 attempt.client_id
             ),
         ))
-    }
-}
-
-/// The device an error names, if any.
-fn device_of(e: &OtpError) -> Option<&str> {
-    match e {
-        OtpError::UnknownDevice { device_id }
-        | OtpError::RevokedDevice { device_id }
-        | OtpError::BlacklistedDevice { device_id, .. }
-        | OtpError::ReplayedPacketNumber { device_id, .. }
-        | OtpError::ChallengeExpired { device_id, .. }
-        | OtpError::MalformedProof { device_id, .. }
-        | OtpError::WrongProof { device_id } => Some(device_id),
-        _ => None,
     }
 }
 

@@ -27,7 +27,7 @@ use ledgermq_security::scac::{
     uid_of_step1, BrokerAwaiting, BrokerCredentials, BrokerHandshake, Channel, LocalKey, PeerKey,
     Suite, CRYPT_ERROR,
 };
-use ledgermq_security::OtpError;
+use ledgermq_security::{DeviceStatus, OtpDirectory as _, OtpError};
 use parking_lot::Mutex;
 
 use crate::authenticator::{admissible, later_step, same_client};
@@ -239,35 +239,53 @@ impl Access {
         if let Err(refusal) = same_client(attempt, &uid) {
             return AuthStep::Done(Err(refusal));
         }
-        if let Err(e) = admissible(self, &uid) {
-            return AuthStep::Done(Err(self.scac_refused(scac, &uid, attempt, method, &e)));
-        }
         let Some(creds) = scac.credentials(suite) else {
             return AuthStep::Done(Err(Refusal::new(
                 ReasonCode::BAD_AUTHENTICATION_METHOD,
                 format!("{method} is not enabled"),
             )));
         };
-        let started = scac.device_key(self, suite, &uid).and_then(|key| {
-            BrokerHandshake::start(suite, creds, &key, step1).map_err(|e| e.to_string())
-        });
+        // An unknown or revoked UID, or a step 1 that does not verify, gets
+        // a decoy step 2 of the same shape and fails at step 3: step 2 does
+        // not tell who exists. A banned device is told so after step 3.
+        let key = match self.directory.status(&uid) {
+            DeviceStatus::Active | DeviceStatus::Blacklisted { .. } => {
+                match scac.device_key(self, suite, &uid) {
+                    Ok(key) => Some(key),
+                    Err(detail) => {
+                        tracing::debug!(uid, method, detail, "no usable SCAC key for the device");
+                        None
+                    }
+                }
+            }
+            DeviceStatus::Unknown | DeviceStatus::Revoked => None,
+        };
+        let started = BrokerHandshake::start_or_decoy(
+            suite,
+            creds,
+            key.as_ref(),
+            step1,
+            &mut rand::rngs::OsRng,
+        );
         match started {
             Ok((awaiting, step2)) => AuthStep::Continue {
                 data: step2,
                 next: Box::new(ScacExchange {
-                    access: self.clone(),
-                    awaiting,
-                    peer: attempt.peer,
-                    listener: attempt.listener,
-                    protocol: attempt.protocol,
+                    pending: Some(Pending {
+                        access: self.clone(),
+                        awaiting,
+                        peer: attempt.peer,
+                        listener: attempt.listener,
+                        protocol: attempt.protocol,
+                    }),
                 }),
             },
-            Err(detail) => AuthStep::Done(Err(self.scac_failed(
+            Err(e) => AuthStep::Done(Err(self.scac_failed(
                 scac,
                 &uid,
                 attempt,
                 method,
-                &format!("{method}: {detail}"),
+                &format!("{method}: {e}"),
             ))),
         }
     }
@@ -301,6 +319,11 @@ impl Access {
 
 /// Step 2 sent; judges step 3.
 struct ScacExchange {
+    /// Taken by the answer; still here if the client walked away.
+    pending: Option<Pending>,
+}
+
+struct Pending {
     access: Arc<Access>,
     awaiting: BrokerAwaiting,
     peer: SocketAddr,
@@ -308,15 +331,46 @@ struct ScacExchange {
     protocol: Protocol,
 }
 
+impl Drop for ScacExchange {
+    /// A client that walks away from a decoy step 2 (it could not verify
+    /// it: no key of the device, or a key not registered for it) failed to
+    /// authenticate as surely as one whose step 3 is refused; it is
+    /// counted the same way, so a source cannot make this node sign step 2
+    /// after step 2 for free. A client walking away from a genuine step 2
+    /// (altered in transit, say) is not counted.
+    fn drop(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        if !p.awaiting.is_decoy() {
+            return;
+        }
+        let Some(scac) = p.access.scac.get() else {
+            return;
+        };
+        let attempt = later_step(p.peer, p.listener, p.protocol);
+        let method = p.awaiting.suite().method();
+        let uid = p.awaiting.uid().to_owned();
+        let detail = format!("{method}: the client left after a decoy step 2");
+        let _ = p.access.scac_failed(scac, &uid, &attempt, method, &detail);
+    }
+}
+
 impl AuthExchange for ScacExchange {
-    fn answer(self: Box<Self>, step3: &[u8]) -> AuthStep {
-        let ScacExchange {
+    fn answer(mut self: Box<Self>, step3: &[u8]) -> AuthStep {
+        let Some(Pending {
             access,
             awaiting,
             peer,
             listener,
             protocol,
-        } = *self;
+        }) = self.pending.take()
+        else {
+            return AuthStep::Done(Err(Refusal::new(
+                ReasonCode::PROTOCOL_ERROR,
+                "SCAC step 3 answered twice",
+            )));
+        };
         let attempt = later_step(peer, listener, protocol);
         let Some(scac) = access.scac.get() else {
             return AuthStep::Done(Err(Refusal::new(
@@ -335,7 +389,8 @@ impl AuthExchange for ScacExchange {
                 ));
             }
         };
-        // Between step 1 and now the device may have been revoked or banned.
+        // Banned (told only now, after the device proved its key), or
+        // revoked or banned between step 1 and now.
         if let Err(e) = admissible(&access, &uid) {
             return AuthStep::Done(Err(access.scac_refused(scac, &uid, &attempt, method, &e)));
         }

@@ -123,7 +123,11 @@ impl Network {
         };
         let dir = self.dir.clone();
         Broker::with_setup(
-            &[("security", "ledger"), ("ledger-poll-interval-ms", "50")],
+            &[
+                ("security", "ledger"),
+                ("ledger-poll-interval-ms", "50"),
+                ("totp-step", "2"),
+            ],
             |_| {
                 let mut o = node_options(&dir, "broker-manufacturer", Some(&url));
                 let deployment = match self.backend {
@@ -429,17 +433,18 @@ fn wrong_hashed_otp_is_refused(b: Backend) {
     assert_eq!(ack.code, 0x05);
 }
 
-/// 5: an unregistered device is refused before any challenge.
+/// 5: an unregistered device is challenged like any other (step 1 does
+/// not tell who exists) and refused after its proof, as a wrong proof.
 fn unregistered_device_is_refused(b: Backend) {
     let Some(net) = Network::start(b, &[]) else {
         return;
     };
     let key = net.key(SENSOR);
     let hs = otp_connect(net.port(), "not-registered", &key, fresh_packet_number());
-    assert!(hs.challenge.is_none(), "no challenge for an unknown device");
+    assert!(hs.challenge.is_some(), "a challenge for every device id");
     assert_eq!(hs.code, Some(0x87));
     let (_, code) = totp_connect(net.port(), "not-registered", &key, true);
-    assert_eq!(code, 0x05);
+    assert_eq!(code, 0x04, "an unknown user name reads as a wrong code");
 }
 
 /// 6: a replayed CONNECT (same packet number) and a captured AUTH proof
@@ -454,9 +459,10 @@ fn replayed_connect_and_captured_auth_are_refused(b: Backend) {
     assert_eq!(first.code, Some(0));
     let captured = first.proof.unwrap();
     drop(first.client);
-    // Same packet number: refused before a challenge.
+    // Same packet number: challenged (step 1 tells nothing), refused after
+    // the proof.
     let replay = otp_connect(net.port(), SENSOR, &key, n);
-    assert!(replay.challenge.is_none());
+    assert!(replay.challenge.is_some());
     assert_eq!(replay.code, Some(0x87));
     // A higher packet number but the captured proof: the challenge is new.
     let step1 = OtpClient::connect_data(SENSOR, n + 1).unwrap();
@@ -831,7 +837,7 @@ fn wildcard_identities_never_widen_rights(b: Backend) {
         c.username = Some(id.into());
         c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
         let (_, ack) = Client::connect(net.port(), c);
-        assert_eq!(ack.code, 0x05, "user name {id:?}");
+        assert_eq!(ack.code, 0x04, "user name {id:?}: as a wrong code");
     }
     // User name of one device, client id of another: refused.
     let mut c = Connect::v3("customer-end-device");

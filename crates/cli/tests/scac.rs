@@ -54,16 +54,17 @@ fn default_suite_authenticates_both_sides_and_rolls_payload_keys() {
     assert_eq!((p.qos, p.payload.as_slice()), (1, &b"plain"[..]));
 }
 
-/// Spoofing: a device key other than the registered one is refused with
-/// 0x87, and the UID is then locked out for `scac_lockout` seconds, even
-/// with the right key.
+/// Spoofing: a device key other than the registered one gets a decoy step
+/// 2 (the broker does not tell whether it knows the device or the key),
+/// which the impostor cannot verify; walking away counts as a failure and
+/// locks the UID out for `scac_lockout` seconds, even with the right key.
 #[test]
 fn wrong_device_key_is_refused_and_locks_the_uid_out() {
     let Some(net) = Net::start(&[("scac-lockout", "2")], false) else {
         return;
     };
     let impostor: Arc<dyn Ed25519Signer> = Arc::new(SoftwareEd25519::from_seed(&[7; 32]));
-    let hs = handshake(
+    let mut hs = handshake(
         net.port(),
         Suite::Default,
         SENSOR,
@@ -71,8 +72,9 @@ fn wrong_device_key_is_refused_and_locks_the_uid_out() {
         &net.broker_key(SENSOR),
         Options::default(),
     );
-    assert_eq!(hs.code, Some(0x87));
-    assert!(hs.step3.is_none(), "no step 2 for a forged step 1");
+    assert!(hs.refused_step2, "a decoy step 2 for a forged step 1");
+    assert_eq!(hs.code, None);
+    hs.client.expect_closed();
     let locked = net.handshake(SENSOR, Options::default());
     assert_eq!(locked.code, Some(0x87), "locked out right after a failure");
     // Other devices are not affected.
@@ -271,7 +273,7 @@ fn compatibility_suite_is_off_by_default_and_works_when_enabled() {
     card.publish(TOPIC, b"20.3");
     assert_eq!(card.receive(), b"20.3");
     assert_eq!(reader.receive(), b"20.3");
-    // A wrong card key is refused.
+    // A wrong card key gets a decoy step 2 the card cannot verify.
     let other = InMemoryRsa::from_primes(
         &hex::decode(BROKER_RSA_P).unwrap(),
         &hex::decode(BROKER_RSA_Q).unwrap(),
@@ -285,7 +287,7 @@ fn compatibility_suite_is_off_by_default_and_works_when_enabled() {
         &broker_rsa_public(),
         Options::default(),
     );
-    assert_eq!(hs.code, Some(0x87));
+    assert!(hs.refused_step2, "the decoy step 2 does not verify");
 }
 
 /// Re-authentication would need new payload keys mid-stream: refused.
@@ -393,11 +395,14 @@ fn device_cli_drives_both_suites() {
         .unwrap();
     ok(&other);
     let other_key = format!("file:{}#other", net.dir.join("other-keys").display());
+    // The broker answers a decoy step 2 (it does not tell whether it knows
+    // the device or the key): the device refuses it.
     let out = run(SENSOR, &["--device-key", &other_key, "connect"]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Auth Error"), "{err}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("0x87"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("does not know this device or this key"),
+        "{err}"
     );
 }
