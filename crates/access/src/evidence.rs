@@ -37,20 +37,30 @@ pub const MAX_SOURCES: usize = 16;
 /// (contracts/README.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EvidenceKind {
-    /// Repeated authentication failures naming the device.
-    AuthFailures,
+    /// A valid `LMQ-OTP-1` proof for a packet number at or below the last
+    /// accepted one (reason 2, replay).
+    Replay,
+    /// PUBLISH/SUBSCRIBE refusals after a verified login (reason 6).
+    RightsViolation,
+    /// Verified logins from another address while the device had a live
+    /// connection (reason 7).
+    KeyInTwoPlaces,
 }
 
 impl EvidenceKind {
     pub fn reason_code(self) -> u8 {
         match self {
-            EvidenceKind::AuthFailures => 1,
+            EvidenceKind::Replay => 2,
+            EvidenceKind::RightsViolation => 6,
+            EvidenceKind::KeyInTwoPlaces => 7,
         }
     }
 
     pub fn name(self) -> &'static str {
         match self {
-            EvidenceKind::AuthFailures => "authentication failures",
+            EvidenceKind::Replay => "replayed credential",
+            EvidenceKind::RightsViolation => "rights violations",
+            EvidenceKind::KeyInTwoPlaces => "device key in use from two places",
         }
     }
 }
@@ -133,7 +143,7 @@ mod tests {
 
     fn sample() -> Evidence {
         Evidence {
-            kind: EvidenceKind::AuthFailures,
+            kind: EvidenceKind::Replay,
             device_id: "sensor-42".into(),
             node: [0x11; 20],
             count: 5,
@@ -148,7 +158,7 @@ mod tests {
         let r = sample().record([0x5a; 32]);
         let b = &r.bytes;
         assert_eq!(&b[..14], MAGIC);
-        assert_eq!(b[14], 1, "kind");
+        assert_eq!(b[14], 2, "kind");
         assert_eq!(&b[15..35], &[0x11; 20], "node");
         assert_eq!(&b[35..37], &[0, 9], "device id length");
         assert_eq!(&b[37..46], b"sensor-42");
@@ -159,6 +169,20 @@ mod tests {
         assert_eq!(b.len(), 67 + 32);
         assert!(!b.windows(4).any(|w| w == [192, 0, 2, 7]));
         assert_eq!(r.digest, <[u8; 32]>::from(Sha256::digest(b)));
+    }
+
+    /// docs/device-auth.md "Evidence records".
+    #[test]
+    fn evidence_record_vector() {
+        let r = sample().record([0x5a; 32]);
+        assert_eq!(
+            hex(&r.bytes[67..]),
+            "5df7f95e255a78e744e758367d2d8636f3d06e0f4d09f9de14444ed6dacccbcd"
+        );
+        assert_eq!(
+            hex(&r.digest),
+            "d11c895e45d284ba5d23864fb3fb7ebce3f332da599ec4ea5aebb1a23d7652a5"
+        );
     }
 
     #[test]

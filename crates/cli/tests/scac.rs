@@ -57,30 +57,44 @@ fn default_suite_authenticates_both_sides_and_rolls_payload_keys() {
 /// Spoofing: a device key other than the registered one gets a decoy step
 /// 2 (the broker does not tell whether it knows the device or the key),
 /// which the impostor cannot verify; walking away counts as a failure and
-/// locks the UID out for `scac_lockout` seconds, even with the right key.
+/// locks the impostor's *source* out of SCAC for `scac_lockout` seconds —
+/// even with the right key — while the genuine device elsewhere, and
+/// anyone else, are not locked out by someone naming its UID.
 #[test]
-fn wrong_device_key_is_refused_and_locks_the_uid_out() {
+fn wrong_device_key_is_refused_and_locks_its_source_out() {
     let Some(net) = Net::start(&[("scac-lockout", "2")], false) else {
         return;
     };
     let impostor: Arc<dyn Ed25519Signer> = Arc::new(SoftwareEd25519::from_seed(&[7; 32]));
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
     let mut hs = handshake(
         net.port(),
         Suite::Default,
         SENSOR,
         &LocalKey::Ed25519(impostor),
         &net.broker_key(SENSOR),
-        Options::default(),
+        Options {
+            from: Some(attacker),
+            ..Options::default()
+        },
     );
     assert!(hs.refused_step2, "a decoy step 2 for a forged step 1");
     assert_eq!(hs.code, None);
     hs.client.expect_closed();
-    let locked = net.handshake(SENSOR, Options::default());
-    assert_eq!(locked.code, Some(0x87), "locked out right after a failure");
-    // Other devices are not affected.
+    let locked = net.handshake(
+        SENSOR,
+        Options {
+            from: Some(attacker),
+            ..Options::default()
+        },
+    );
+    assert_eq!(locked.code, Some(0x87), "the source is locked out");
+    assert!(locked.step3.is_none(), "refused at step 1");
+    // The genuine device, from its own address, and other devices connect.
+    net.connect(SENSOR);
     net.connect(READER);
     std::thread::sleep(Duration::from_millis(2_500));
-    net.connect(SENSOR);
+    net.connect_from(attacker, SENSOR);
 }
 
 /// Man in the middle: any altered byte of step 3 is refused with 0x87; an
