@@ -1,6 +1,8 @@
 //! Device authentication against the ledger registry: `LMQ-OTP-1` over
 //! MQTT 5 enhanced authentication (and re-authentication), and TOTP
-//! passwords for clients without AUTH packets.
+//! passwords for clients without AUTH packets, each code made for this
+//! node (its audience key), so it is accepted once in the whole
+//! consortium: once here (the durable per-node counter), never elsewhere.
 //!
 //! The client id of a device is its device id: anything else is refused,
 //! so one device can never take over another's session.
@@ -20,7 +22,8 @@ use ledgermq_broker::auth::{
 use ledgermq_proto::ReasonCode;
 use ledgermq_security::scac::Suite;
 use ledgermq_security::{
-    AwaitingProof, DeviceStatus, OtpDirectory, OtpError, OtpServer, TotpVerifier, AUTH_METHOD,
+    audience_key, AwaitingProof, DeviceStatus, OtpDirectory, OtpError, OtpServer, TotpVerifier,
+    AUTH_METHOD,
 };
 
 use crate::counters::CounterKind;
@@ -68,8 +71,9 @@ impl Authenticator for LedgerAuthenticator {
             }
             DeviceStatus::Unknown | DeviceStatus::Revoked => None,
         };
+        let node = access.directory.account().0 .0;
         let Some(key) = key else {
-            let e = verifier.refuse_unknown(code, now, &access.directory.account().0 .0);
+            let e = verifier.refuse_unknown(code, now, &node);
             let detail = format!("device {device_id:?} is not registered or revoked ({e})");
             return Err(access.unproven(
                 Some(device_id),
@@ -79,6 +83,9 @@ impl Authenticator for LedgerAuthenticator {
                 &detail,
             ));
         };
+        // The code is for this node only: a code accepted (or captured)
+        // at another node is worthless here.
+        let key = audience_key(&key, &node);
         let counters = &access.directory.counters;
         let last = counters.last(CounterKind::TotpStep, device_id);
         let counter = match verifier.verify(&key, code, now, last) {

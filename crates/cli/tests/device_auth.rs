@@ -131,7 +131,7 @@ fn unregistered_device_is_refused(b: Backend) {
     let hs = otp_connect(net.port(), "not-registered", &key, fresh_packet_number());
     assert!(hs.challenge.is_some(), "a challenge for every device id");
     assert_eq!(hs.code, Some(0x87));
-    let (_, code) = totp_connect(net.port(), "not-registered", &key, true);
+    let (_, code) = totp_connect(net.port(), "not-registered", &net.totp_key(SENSOR), true);
     assert_eq!(code, 0x04, "an unknown user name reads as a wrong code");
 }
 
@@ -157,6 +157,7 @@ fn replayed_connect_and_captured_auth_are_refused(b: Backend) {
     let replay = otp_handshake(net.port(), SENSOR, step1, |_| captured);
     assert_eq!(replay.code, Some(0x87));
     // A TOTP code works once.
+    let key = net.totp_key(SENSOR);
     next_totp_step();
     let (_, code) = totp_connect(net.port(), SENSOR, &key, true);
     assert_eq!(code, 0, "{}", net.broker.log_tail());
@@ -302,7 +303,8 @@ fn brute_force_bans_the_source_here_and_evidence_bans_the_device_everywhere(b: B
     let second = net.second_node();
     let hs = otp_connect(second.port, SENSOR, &key, fresh_packet_number());
     assert_eq!(hs.code, Some(0x8A), "{}", second.log_tail());
-    let (_, code) = totp_connect(second.port, SENSOR, &key, true);
+    let at_second = net.totp_key_at(SENSOR, "broker-manufacturer");
+    let (_, code) = totp_connect(second.port, SENSOR, &at_second, true);
     assert_eq!(code, 0x05, "3.1.1 has no 'banned': not authorized");
     // Other devices are unaffected.
     let hs = otp_connect(
@@ -453,7 +455,7 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
         return;
     };
     let dev = "manufacturer-end-device";
-    let key = net.key(dev);
+    let key = net.totp_key(dev);
     next_totp_step();
     let (mut c, code) = totp_connect(net.port(), dev, &key, false);
     assert_eq!(code, 0);
@@ -544,19 +546,20 @@ fn wildcard_identities_never_widen_rights(b: Backend) {
         return;
     };
     let key = net.key(SENSOR);
+    let totp_key = net.totp_key(SENSOR);
     for id in ["#", "+", "supplier-temperature-sensor/#", "+/+"] {
         let hs = otp_connect(net.port(), id, &key, fresh_packet_number());
         assert_eq!(hs.code, Some(0x87), "client id {id:?}");
         let mut c = Connect::v3(id);
         c.username = Some(id.into());
-        c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
+        c.password = Some(totp(&totp_key, unix_secs(), TOTP_STEP, 8).into_bytes());
         let (_, ack) = Client::connect(net.port(), c);
         assert_eq!(ack.code, 0x04, "user name {id:?}: as a wrong code");
     }
     // User name of one device, client id of another: refused.
     let mut c = Connect::v3("customer-end-device");
     c.username = Some(SENSOR.into());
-    c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
+    c.password = Some(totp(&totp_key, unix_secs(), TOTP_STEP, 8).into_bytes());
     let (_, ack) = Client::connect(net.port(), c);
     assert_eq!(ack.code, 0x02, "identifier rejected");
 }
@@ -683,7 +686,7 @@ fn replay_counters_survive_a_restart(b: Backend) {
     let n = fresh_packet_number();
     assert_eq!(otp_connect(net.port(), SENSOR, &key, n).code, Some(0));
     next_totp_step();
-    let code = totp(&key, unix_secs(), TOTP_STEP, 8);
+    let code = totp(&net.totp_key(SENSOR), unix_secs(), TOTP_STEP, 8);
     let login = |port: u16| {
         let mut c = Connect::v3(SENSOR);
         c.username = Some(SENSOR.into());
@@ -747,6 +750,12 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
     };
     let bundles = net.dir.join("bundles");
     let port = net.port().to_string();
+    // Retailer devices logging in at the supplier's node: their codes are
+    // for that node.
+    let node = format!(
+        "0x{}",
+        alloy_primitives::hex::encode(net.node_account("broker-supplier"))
+    );
     let bench = |method: &str| -> String {
         ok(
             &net.dir,
@@ -767,6 +776,8 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
                 "1",
                 "--totp-step",
                 "2",
+                "--broker-account",
+                &node,
                 "--json",
             ],
         )

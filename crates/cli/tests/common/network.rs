@@ -13,8 +13,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::ledger::{ledgermq, ok, repo, start_anvil, Anvil, ANVIL_KEY0};
 use super::{Broker, Client, Connect, Packet, Props, Recv, V5};
-use ledgermq_ledger::admin::ProvisioningBundle;
-use ledgermq_security::{totp, OtpClient, OtpKey, AUTH_METHOD};
+use ledgermq_ledger::admin::{BrokerNodeFile, ProvisioningBundle};
+use ledgermq_security::{audience_key, totp, OtpClient, OtpKey, AUTH_METHOD};
 
 pub const SENSOR: &str = "supplier-temperature-sensor";
 pub const TEMPERATURE: &str = "Temperature/raw Material";
@@ -94,6 +94,23 @@ impl Network {
 
     pub fn key(&self, device: &str) -> OtpKey {
         otp_key_of(&self.bundle(device))
+    }
+
+    /// The ledger account of broker node `name` (`keys/<name>.node.json`).
+    pub fn node_account(&self, name: &str) -> [u8; 20] {
+        let path = self.dir.join(format!("keys/{name}.node.json"));
+        BrokerNodeFile::load(&path).expect("node keys").account.0 .0
+    }
+
+    /// The device's TOTP key for the node under test (broker-supplier).
+    pub fn totp_key(&self, device: &str) -> OtpKey {
+        self.totp_key_at(device, "broker-supplier")
+    }
+
+    /// The device's TOTP key for broker node `name`: its codes are
+    /// accepted there only.
+    pub fn totp_key_at(&self, device: &str, name: &str) -> OtpKey {
+        audience_key(&self.key(device), &self.node_account(name))
     }
 
     /// Runs `ledgermq admin <target> --account keys/<admin>.key <args>`.
@@ -223,6 +240,8 @@ pub struct Handshake {
     pub client: Client,
     /// CONNACK reason code; `None` if the broker closed without one.
     pub code: Option<u8>,
+    /// The CONNACK's properties (reason string and all).
+    pub connack_props: Option<Props>,
     pub challenge: Option<[u8; 32]>,
     pub proof: Option<[u8; 32]>,
 }
@@ -262,6 +281,7 @@ pub fn otp_handshake_from(
     let mut hs = Handshake {
         client,
         code: None,
+        connack_props: None,
         challenge: None,
         proof: None,
     };
@@ -286,8 +306,9 @@ pub fn otp_handshake_from(
                     },
                 });
             }
-            Recv::Packet(Packet::ConnAck { code, .. }) => {
+            Recv::Packet(Packet::ConnAck { code, props, .. }) => {
                 hs.code = Some(code);
+                hs.connack_props = Some(props);
                 return hs;
             }
             Recv::Closed => return hs,
@@ -320,7 +341,8 @@ pub fn otp_client(net: &Network, device: &str) -> Client {
     hs.client
 }
 
-/// A 3.1.1 TOTP login of `device` with the code of the current step.
+/// A 3.1.1 TOTP login of `device` with the code of the current step under
+/// `key`, its audience key for the node ([`Network::totp_key`]).
 pub fn totp_connect(port: u16, device: &str, key: &OtpKey, clean: bool) -> (Client, u8) {
     totp_connect_from(LOCAL, port, device, key, clean)
 }
