@@ -50,6 +50,7 @@ contract Registry {
         uint64 since;
         uint8 reason;
         address by;
+        bytes32 evidence;
     }
 
     struct KeyEpoch {
@@ -126,8 +127,11 @@ contract Registry {
     event OtpEnvelopeSet(bytes32 indexed deviceKey, address indexed broker, string deviceId, bytes envelope);
     /// @notice A new group-key epoch was committed for the topic.
     event KeyEpochCommitted(bytes32 indexed topicKey, string topic, uint64 epoch, bytes32 commitment, address by);
-    /// @notice The device is banned until `until` (unix seconds).
-    event Blacklisted(bytes32 indexed deviceKey, string deviceId, uint64 until, uint8 reason, address by);
+    /// @notice The device is banned until `until` (unix seconds); `evidence`
+    ///         commits to the reporter's evidence record (zero: none given).
+    event Blacklisted(
+        bytes32 indexed deviceKey, string deviceId, uint64 until, uint8 reason, bytes32 evidence, address by
+    );
     /// @notice The device's blacklist entry was lifted by an admin.
     event BlacklistLifted(bytes32 indexed deviceKey, string deviceId, address by);
 
@@ -386,21 +390,26 @@ contract Registry {
 
     /// @notice Bans a device until `until`; caller must be a broker node or an
     ///         admin of the device's organisation. A broker may not shorten an
-    ///         active ban (admins may, or lift it).
+    ///         active ban (admins may, or lift it), and must commit to its
+    ///         evidence: a broker's ban follows only from evidence a third
+    ///         party cannot forge, recorded off-ledger and committed to here.
     /// @param deviceId the device
     /// @param until unix seconds, in the future (type(uint64).max: indefinitely)
     /// @param reason reason code (see contracts/README.md)
-    function blacklistDevice(string calldata deviceId, uint64 until, uint8 reason) external {
+    /// @param evidence SHA-256 digest of the evidence record (never personal
+    ///        data in clear); non-zero for a broker, zero allowed for an admin
+    function blacklistDevice(string calldata deviceId, uint64 until, uint8 reason, bytes32 evidence) external {
         (bytes32 key, Device storage d) = _device(deviceId);
         bool admin = consortium.isAdmin(d.org, msg.sender);
         if (!admin && !consortium.isBroker(msg.sender)) {
             revert(string.concat("caller is neither a broker node nor an admin of organisation ", d.org));
         }
         require(until > block.timestamp, "blacklist end must be in the future");
+        require(admin || evidence != bytes32(0), "a broker node must give the digest of its evidence");
         BlacklistEntry storage e = blacklist[key];
         require(admin || until >= e.until, "a broker may not shorten an active blacklist entry");
-        blacklist[key] = BlacklistEntry(until, uint64(block.timestamp), reason, msg.sender);
-        emit Blacklisted(key, deviceId, until, reason, msg.sender);
+        blacklist[key] = BlacklistEntry(until, uint64(block.timestamp), reason, msg.sender, evidence);
+        emit Blacklisted(key, deviceId, until, reason, evidence, msg.sender);
     }
 
     /// @notice Lifts a device's blacklist entry; caller must be an admin of its organisation.
@@ -537,13 +546,14 @@ contract Registry {
     /// @return by reporting broker node or admin
     /// @return since unix time of the entry
     /// @return active whether the ban is in force now
+    /// @return evidence digest of the reporter's evidence record (zero: none given)
     function getBlacklist(string calldata deviceId)
         external
         view
-        returns (uint64 until, uint8 reason, address by, uint64 since, bool active)
+        returns (uint64 until, uint8 reason, address by, uint64 since, bool active, bytes32 evidence)
     {
         BlacklistEntry storage e = blacklist[keccak256(bytes(deviceId))];
-        return (e.until, e.reason, e.by, e.since, e.until > block.timestamp);
+        return (e.until, e.reason, e.by, e.since, e.until > block.timestamp, e.evidence);
     }
 
     /// @notice Whether the device is banned now.

@@ -191,12 +191,15 @@ async function main() {
 
   // blacklist
   const now = BigInt((await provider.getBlock('latest')).timestamp);
-  await reverts(as(registry, outsider).blacklistDevice('sensor-1', now + 600n, 1), 'caller is neither a broker node nor an admin of organisation supplier', 'blacklist by an outsider');
-  r = await send(as(registry, broker).blacklistDevice('sensor-1', now + 600n, 1));
+  const evidence = ethers.id('evidence record');
+  await reverts(as(registry, outsider).blacklistDevice('sensor-1', now + 600n, 2, evidence), 'caller is neither a broker node nor an admin of organisation supplier', 'blacklist by an outsider');
+  await reverts(as(registry, broker).blacklistDevice('sensor-1', now + 600n, 2, ethers.ZeroHash), 'must give the digest of its evidence', 'blacklist by a broker without evidence');
+  r = await send(as(registry, broker).blacklistDevice('sensor-1', now + 600n, 2, evidence));
   const [bl] = events(registry, r, 'Blacklisted');
-  ok(bl.args.deviceId === 'sensor-1' && bl.args.until === now + 600n && bl.args.reason === 1n && bl.args.by === broker.address, 'Blacklisted event (by a broker node)');
+  ok(bl.args.deviceId === 'sensor-1' && bl.args.until === now + 600n && bl.args.reason === 2n && bl.args.evidence === evidence && bl.args.by === broker.address, 'Blacklisted event (by a broker node)');
   ok(await registry.isBlacklisted('sensor-1'), 'isBlacklisted');
-  await reverts(as(registry, broker2).blacklistDevice('sensor-1', now + 60n, 1), 'may not shorten', 'broker shortening a ban');
+  ok((await registry.getBlacklist('sensor-1')).evidence === evidence, 'getBlacklist evidence');
+  await reverts(as(registry, broker2).blacklistDevice('sensor-1', now + 60n, 2, evidence), 'may not shorten', 'broker shortening a ban');
   await reverts(as(registry, broker).liftBlacklist('sensor-1'), 'caller is not an admin of organisation supplier', 'lift by a broker');
   await send(as(registry, supplier2).liftBlacklist('sensor-1'));
   ok(!(await registry.isBlacklisted('sensor-1')), 'lifted by an admin');

@@ -6,10 +6,13 @@
 //! (the CVE-2017-7650 class).
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use ledgermq_broker::auth::{AfterRefusal, Authorizer, ClientIdentity, DeliveryCheck, Refused};
 use ledgermq_proto::QoS;
 
+use crate::directory::unix_ms;
+use crate::evidence::EvidenceKind;
 use crate::status::{is_own_status_filter, is_status_topic};
 use crate::Access;
 
@@ -47,8 +50,20 @@ impl Authorizer for LedgerAuthorizer {
         self.0.directory.view.can_subscribe(device, filter)
     }
 
+    /// A refusal on the device's own authenticated connection is misuse of
+    /// its valid credential: `evidence_limit` of them within
+    /// `evidence_window` blacklist it on the ledger (reason 6).
     fn refused(&self, who: &ClientIdentity, what: Refused<'_>) -> AfterRefusal {
-        let status = &self.0.status;
+        let access = &self.0;
+        let evidence = access.misuse.note(
+            EvidenceKind::RightsViolation,
+            &who.client_id,
+            &[],
+            Instant::now(),
+            unix_ms(),
+        );
+        access.on_evidence(evidence);
+        let status = &access.status;
         match what {
             Refused::Publish { topic, qos } => {
                 status.publish_error(&who.client_id, topic);

@@ -1,15 +1,26 @@
-//! Failed authentications, counted per device id and per source address.
+//! Failed authentications, counted against their source: the client's
+//! address and the listener it came in on.
 //!
-//! Counting stays off the ledger: it changes with every attempt and would
-//! leak who tried what. Two things come out of it: a delay before the
-//! refusal is sent (doubling with each recent failure, so guessing gets
-//! slow without holding a thread), and, when a registered device reaches
-//! the limit within the window, the decision to blacklist it, which is the
-//! only part that goes on the ledger.
+//! A failure proves nothing about the identity it claimed — anyone can
+//! type a device id — so nothing here is ever counted per device, and
+//! nothing here ever reaches the ledger (DESIGN.md §3, trust model). What
+//! a source gets for its failures, on this node only: a delay before each
+//! refusal (100 ms, doubling with each recent failure, at most
+//! `failure_delay_max`), and once it reaches `failure_limit` failures
+//! within `failure_window`, a ban of `source_ban` during which every login
+//! from it is refused at once (CONNACK 0x9F, Connection rate exceeded) —
+//! logged at warn level, so a brute force is both slowed and recorded.
+//!
+//! A success does not wipe the source's failures: with one valid
+//! credential an attacker could otherwise reset the back-off between
+//! guesses at another device.
+//!
+//! IPv6 sources are counted per /64 (one host usually holds a whole /64),
+//! IPv4-mapped IPv6 addresses as IPv4.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -17,141 +28,272 @@ use parking_lot::Mutex;
 /// First delay; each further recent failure doubles it.
 const BASE_DELAY: Duration = Duration::from_millis(100);
 
-/// Entries kept per map before stale ones are pruned.
-const PRUNE_ABOVE: usize = 16_384;
+/// Entries any one failure or lockout map keeps at most.
+pub const MAX_ENTRIES: usize = 65_536;
 
-/// What one failure leads to.
+/// Where an attempt came from, as failures are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Source {
+    /// The client's address (IPv6: its /64).
+    pub ip: IpAddr,
+    /// The listener's local address.
+    pub listener: SocketAddr,
+}
+
+impl Source {
+    pub fn new(peer: SocketAddr, listener: SocketAddr) -> Source {
+        let ip = match peer.ip().to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        };
+        Source { ip, listener }
+    }
+}
+
+/// What one unproven failure leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FailureVerdict {
     /// Wait this long before answering.
     pub delay: Duration,
-    /// The device has just reached the failure limit: blacklist it.
-    pub limit_reached: bool,
+    /// Failures of the source within the window, this one included.
+    pub recent: usize,
+    /// The source has just reached the limit and is banned from now on.
+    pub banned_now: bool,
+}
+
+#[derive(Debug, Default)]
+struct SourceRecord {
+    /// Recent failures, oldest first (at most `limit` kept).
+    times: VecDeque<Instant>,
+    banned_until: Option<Instant>,
+}
+
+impl SourceRecord {
+    fn last_seen(&self) -> Option<Instant> {
+        self.times.back().copied().max(self.banned_until)
+    }
 }
 
 pub struct FailureTracker {
     limit: u32,
     window: Duration,
     delay_max: Duration,
-    by_device: Mutex<HashMap<String, VecDeque<Instant>>>,
-    by_peer: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    ban: Duration,
+    sources: Mutex<BoundedMap<Source, SourceRecord>>,
 }
 
 impl FailureTracker {
-    pub fn new(limit: u32, window: Duration, delay_max: Duration) -> FailureTracker {
+    /// `limit` 0 or `ban` zero: sources are delayed, never banned.
+    pub fn new(limit: u32, window: Duration, delay_max: Duration, ban: Duration) -> FailureTracker {
         FailureTracker {
             limit,
             window,
             delay_max,
-            by_device: Mutex::new(HashMap::new()),
-            by_peer: Mutex::new(HashMap::new()),
+            ban,
+            sources: Mutex::new(BoundedMap::new(MAX_ENTRIES)),
         }
     }
 
-    /// Counts a failure of `device` (if the attempt named one) from `peer`.
-    pub fn record(&self, device: Option<&str>, peer: IpAddr, now: Instant) -> FailureVerdict {
-        let from_peer = bump(&self.by_peer, peer, now, self.window);
-        let from_device = match device {
-            Some(d) => bump(&self.by_device, d.to_owned(), now, self.window),
-            None => 0,
-        };
-        let recent = from_peer.max(from_device);
-        let exponent = recent.saturating_sub(1).min(16);
+    /// The end of the source's ban, if it is banned at `now`.
+    pub fn banned_until(&self, source: &Source, now: Instant) -> Option<Instant> {
+        self.sources
+            .lock()
+            .get(source)
+            .and_then(|r| r.banned_until)
+            .filter(|&until| until > now)
+    }
+
+    /// The delay before refusing a banned source: the longest one.
+    pub fn ban_delay(&self) -> Duration {
+        self.delay_max
+    }
+
+    /// Counts an unproven failure from `source` at `now`.
+    pub fn record(&self, source: Source, now: Instant) -> FailureVerdict {
+        let window = self.window;
+        let keep = (self.limit as usize).max(17);
+        let mut sources = self.sources.lock();
+        let record = sources.entry(source, now, |r| {
+            r.last_seen()
+                .is_some_and(|t| now.saturating_duration_since(t) < window)
+        });
+        while record
+            .times
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= window)
+        {
+            record.times.pop_front();
+        }
+        record.times.push_back(now);
+        while record.times.len() > keep {
+            record.times.pop_front();
+        }
+        let recent = record.times.len();
+        let exponent = recent.saturating_sub(1).min(16) as u32;
         let delay = BASE_DELAY.saturating_mul(1 << exponent).min(self.delay_max);
+        let banned_now = self.limit > 0 && !self.ban.is_zero() && recent >= self.limit as usize;
+        if banned_now {
+            record.banned_until = Some(now + self.ban);
+            // After the ban the source starts again from a clean slate.
+            record.times.clear();
+        }
         FailureVerdict {
             delay,
-            limit_reached: self.limit > 0 && from_device == self.limit as usize,
+            recent,
+            banned_now,
         }
-    }
-
-    /// A successful authentication wipes the device's failure history (its
-    /// source address keeps its own).
-    pub fn succeeded(&self, device: &str) {
-        self.by_device.lock().remove(device);
     }
 }
 
-/// Adds a failure at `now` and returns how many fall within the window.
-fn bump<K: Hash + Eq>(
-    map: &Mutex<HashMap<K, VecDeque<Instant>>>,
-    key: K,
-    now: Instant,
-    window: Duration,
-) -> usize {
-    let mut map = map.lock();
-    if map.len() > PRUNE_ABOVE {
-        map.retain(|_, times| {
-            times
-                .back()
-                .is_some_and(|t| now.duration_since(*t) < window)
-        });
+/// A map that never holds more than `capacity` entries: when it is full,
+/// stale entries go first, then the least recently touched eighth.
+pub struct BoundedMap<K, V> {
+    capacity: usize,
+    entries: HashMap<K, (Instant, V)>,
+}
+
+impl<K: Hash + Eq + Clone, V: Default> BoundedMap<K, V> {
+    pub fn new(capacity: usize) -> BoundedMap<K, V> {
+        BoundedMap {
+            capacity: capacity.max(1),
+            entries: HashMap::new(),
+        }
     }
-    let times = map.entry(key).or_default();
-    while times
-        .front()
-        .is_some_and(|t| now.duration_since(*t) >= window)
-    {
-        times.pop_front();
+
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.entries.len()
     }
-    times.push_back(now);
-    times.len()
+
+    pub fn get(&self, key: &K) -> Option<&V> {
+        self.entries.get(key).map(|(_, v)| v)
+    }
+
+    /// The entry of `key`, created if absent, touched at `now`. When the
+    /// map is full, entries for which `live` is false are dropped first.
+    pub fn entry(&mut self, key: K, now: Instant, live: impl Fn(&V) -> bool) -> &mut V {
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
+            self.entries.retain(|_, (_, v)| live(v));
+            if self.entries.len() >= self.capacity {
+                self.evict_oldest(self.capacity / 8 + 1);
+            }
+        }
+        let slot = self
+            .entries
+            .entry(key)
+            .or_insert_with(|| (now, V::default()));
+        slot.0 = now;
+        &mut slot.1
+    }
+
+    fn evict_oldest(&mut self, n: usize) {
+        let mut touched: Vec<(Instant, K)> = self
+            .entries
+            .iter()
+            .map(|(k, (t, _))| (*t, k.clone()))
+            .collect();
+        let n = n.min(touched.len());
+        touched.select_nth_unstable_by_key(n.saturating_sub(1), |(t, _)| *t);
+        for (_, k) in touched.into_iter().take(n) {
+            self.entries.remove(&k);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn peer() -> IpAddr {
-        "192.0.2.1".parse().unwrap()
+    fn source(ip: &str) -> Source {
+        Source::new(
+            SocketAddr::new(ip.parse().unwrap(), 50_000),
+            "127.0.0.1:1883".parse().unwrap(),
+        )
+    }
+
+    fn tracker(limit: u32) -> FailureTracker {
+        FailureTracker::new(
+            limit,
+            Duration::from_secs(60),
+            Duration::from_secs(5),
+            Duration::from_secs(300),
+        )
     }
 
     #[test]
-    fn fifth_failure_in_the_window_reaches_the_limit_once() {
-        let t = FailureTracker::new(5, Duration::from_secs(60), Duration::from_secs(5));
+    fn delays_double_and_the_limit_bans_the_source_once() {
+        let t = tracker(5);
         let start = Instant::now();
-        let verdicts: Vec<_> = (0..6)
-            .map(|i| t.record(Some("d"), peer(), start + Duration::from_secs(i)))
+        let s = source("192.0.2.1");
+        let verdicts: Vec<_> = (0..5)
+            .map(|i| t.record(s, start + Duration::from_secs(i)))
             .collect();
-        let reached: Vec<bool> = verdicts.iter().map(|v| v.limit_reached).collect();
-        assert_eq!(reached, [false, false, false, false, true, false]);
-        assert_eq!(verdicts[0].delay, Duration::from_millis(100));
-        assert_eq!(verdicts[2].delay, Duration::from_millis(400));
-        assert_eq!(verdicts[5].delay, Duration::from_millis(3200));
+        let delays: Vec<u128> = verdicts.iter().map(|v| v.delay.as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600]);
+        let banned: Vec<bool> = verdicts.iter().map(|v| v.banned_now).collect();
+        assert_eq!(banned, [false, false, false, false, true]);
+        let at = start + Duration::from_secs(10);
+        assert_eq!(
+            t.banned_until(&s, at),
+            Some(start + Duration::from_secs(304))
+        );
+        assert_eq!(t.banned_until(&s, start + Duration::from_secs(305)), None);
+        // Another source, and the same address on another listener, are not banned.
+        assert_eq!(t.banned_until(&source("192.0.2.2"), at), None);
+        let other_listener = Source {
+            listener: "127.0.0.1:8883".parse().unwrap(),
+            ..s
+        };
+        assert_eq!(t.banned_until(&other_listener, at), None);
     }
 
     #[test]
-    fn failures_outside_the_window_are_forgotten() {
-        let t = FailureTracker::new(3, Duration::from_secs(10), Duration::from_secs(5));
+    fn the_delay_is_capped_and_old_failures_are_forgotten() {
+        let t = tracker(0);
         let start = Instant::now();
-        for i in 0..2 {
-            assert!(
-                !t.record(Some("d"), peer(), start + Duration::from_secs(i))
-                    .limit_reached
-            );
+        let s = source("192.0.2.1");
+        for i in 0..20 {
+            let v = t.record(s, start + Duration::from_millis(i));
+            assert!(v.delay <= Duration::from_secs(5));
+            assert!(!v.banned_now, "limit 0 never bans");
         }
-        let later = start + Duration::from_secs(30);
-        assert!(!t.record(Some("d"), peer(), later).limit_reached);
-        assert_eq!(
-            t.record(Some("d"), peer(), later).delay,
-            Duration::from_millis(200)
-        );
+        let later = start + Duration::from_secs(61);
+        assert_eq!(t.record(s, later).delay, Duration::from_millis(100));
     }
 
     #[test]
-    fn success_clears_the_device_but_not_the_address() {
-        let t = FailureTracker::new(2, Duration::from_secs(60), Duration::from_secs(5));
+    fn ipv6_sources_count_per_64_and_mapped_ipv4_as_ipv4() {
+        assert_eq!(source("2001:db8:1:2::1"), source("2001:db8:1:2:ffff::9"));
+        assert_ne!(source("2001:db8:1:2::1"), source("2001:db8:1:3::1"));
+        assert_eq!(source("::ffff:192.0.2.1"), source("192.0.2.1"));
+    }
+
+    #[test]
+    fn a_full_map_evicts_instead_of_growing() {
+        let mut m: BoundedMap<u32, u32> = BoundedMap::new(64);
+        let start = Instant::now();
+        for i in 0..1_000u32 {
+            *m.entry(i, start + Duration::from_millis(i.into()), |_| true) = i;
+            assert!(m.len() <= 64);
+        }
+        // The most recent entries survive.
+        assert_eq!(m.get(&999), Some(&999));
+        assert_eq!(m.get(&0), None);
+    }
+
+    #[test]
+    fn stale_entries_go_before_live_ones() {
+        let mut m: BoundedMap<u32, u32> = BoundedMap::new(4);
         let now = Instant::now();
-        t.record(Some("d"), peer(), now);
-        t.succeeded("d");
-        let v = t.record(Some("d"), peer(), now);
-        assert!(!v.limit_reached);
-        assert_eq!(
-            v.delay,
-            Duration::from_millis(200),
-            "the address has 2 failures"
-        );
-        assert!(
-            t.record(None, "192.0.2.9".parse().unwrap(), now).delay == Duration::from_millis(100)
-        );
+        for i in 0..4 {
+            *m.entry(i, now, |_| true) = i;
+        }
+        // Entry 3 is live, the others stale: all three stale ones go.
+        m.entry(9, now, |v| *v == 3);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m.get(&3), Some(&3));
     }
 }

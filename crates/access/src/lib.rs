@@ -11,15 +11,22 @@
 //!
 //! The hot path never waits on the ledger: every decision reads the view's
 //! in-memory snapshot. The one thing this crate writes to the ledger is a
-//! blacklist decision after repeated authentication failures, from a
-//! background task (failure counting itself stays off-ledger).
+//! blacklist decision, from a background task, and only on evidence a
+//! third party cannot forge: misuse of the device's own valid credential
+//! ([`misuse`]), committed to by the digest of an evidence record
+//! ([`evidence`]). Failed logins prove nothing about the identity they
+//! claim: they are counted against their source, on this node only
+//! (`failures`), so nobody who merely knows a device id can keep that
+//! device out.
 
 mod authenticator;
 mod authorizer;
 mod counters;
 mod directory;
 mod enforcement;
+pub mod evidence;
 mod failures;
+pub mod misuse;
 mod scac;
 mod settings;
 pub mod status;
@@ -32,6 +39,7 @@ use ledgermq_broker::{Broker, Security};
 use ledgermq_ledger::admin::{agreement_public, BrokerNodeFile};
 use ledgermq_ledger::contracts::{Deployment, RegistryClient};
 use ledgermq_ledger::{Ledger, LedgerError, LocalAccount, RegistryView, Signer};
+use ledgermq_security::OtpDirectory as _;
 
 pub use authenticator::LedgerAuthenticator;
 pub use authorizer::LedgerAuthorizer;
@@ -41,11 +49,10 @@ pub use settings::AccessSettings;
 
 use directory::DeviceDirectory;
 use failures::FailureTracker;
+use misuse::MisuseTracker;
 use status::StatusReporter;
 
-/// Blacklist reason code for repeated authentication failures
-/// (contracts/README.md).
-pub const REASON_AUTH_FAILURES: u8 = 1;
+pub use evidence::EvidenceKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
@@ -68,7 +75,10 @@ pub(crate) struct Access {
     settings: AccessSettings,
     directory: DeviceDirectory,
     failures: FailureTracker,
+    misuse: MisuseTracker,
     status: StatusReporter,
+    /// The broker, once attached: whether a device is connected right now.
+    broker: std::sync::OnceLock<std::sync::Weak<Broker>>,
     registry: RegistryClient,
     signer: Arc<LocalAccount>,
     runtime: tokio::runtime::Handle,
@@ -123,8 +133,15 @@ impl LedgerSecurity {
                 settings.failure_limit,
                 settings.failure_window,
                 settings.failure_delay_max,
+                settings.source_ban,
             ),
-            status: StatusReporter::new(settings.status_topics),
+            misuse: MisuseTracker::new(
+                node.account.0 .0,
+                settings.evidence_limit,
+                settings.evidence_window,
+            ),
+            status: StatusReporter::new(settings.status_topics, settings.failure_window),
+            broker: std::sync::OnceLock::new(),
             registry: RegistryClient::new(ledger, deployment.registry),
             signer: Arc::new(account),
             runtime: tokio::runtime::Handle::current(),
@@ -159,6 +176,7 @@ impl LedgerSecurity {
     /// changes act on its sessions from now on.
     pub fn attach(&self, broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> {
         self.access.status.attach(Arc::downgrade(broker));
+        let _ = self.access.broker.set(Arc::downgrade(broker));
         tokio::spawn(enforcement::enforce(self.access.clone(), broker.clone()))
     }
 
@@ -168,31 +186,67 @@ impl LedgerSecurity {
 }
 
 impl Access {
-    /// Bans `device_id` on this node now and records the decision on the
-    /// ledger in the background, retrying while the ledger is unreachable;
-    /// every node reading the ledger then refuses the device too.
-    fn blacklist(&self, device_id: &str) {
+    /// Whether `device_id` has a live connection on this node.
+    fn is_online(&self, device_id: &str) -> bool {
+        self.broker
+            .get()
+            .and_then(std::sync::Weak::upgrade)
+            .and_then(|b| b.session(device_id))
+            .is_some_and(|s| s.is_online())
+    }
+
+    /// Acts on misuse evidence, if an event just completed some.
+    fn on_evidence(&self, evidence: Option<evidence::Evidence>) {
+        if let Some(e) = evidence {
+            if self.directory.status(&e.device_id) == ledgermq_security::DeviceStatus::Active {
+                self.blacklist(&e);
+            }
+        }
+    }
+
+    /// Bans the device `evidence` names on this node now and records the
+    /// decision on the ledger in the background, with the digest of the
+    /// evidence record (logged here in full), retrying while the ledger is
+    /// unreachable; every node reading the ledger then refuses the device
+    /// too.
+    fn blacklist(&self, evidence: &evidence::Evidence) {
+        let device_id = evidence.device_id.as_str();
         let now = directory::unix_ms() / 1000;
         let until = now.saturating_add(self.settings.blacklist_duration.as_secs().max(1));
         self.directory.ban_locally(device_id, until);
         self.status.unauth(device_id, "blacklisted");
+        let mut salt = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut salt);
+        let record = evidence.record(salt);
+        let digest = B256::from(record.digest);
+        let sources: Vec<String> = evidence.sources.iter().map(|s| s.to_string()).collect();
         tracing::warn!(
             device_id,
             until,
-            "device reached the authentication failure limit: blacklisting it on the ledger"
+            kind = evidence.kind.name(),
+            reason = evidence.kind.reason_code(),
+            count = evidence.count,
+            first_ms = evidence.first_ms,
+            last_ms = evidence.last_ms,
+            sources = sources.join(","),
+            salt = %B256::from(record.salt),
+            record = %alloy_primitives::hex::encode(&record.bytes),
+            evidence = %digest,
+            "evidence against the device: blacklisting it on the ledger"
         );
         let registry = self.registry.clone();
         let signer = self.signer.clone();
         let id = device_id.to_owned();
+        let reason = evidence.kind.reason_code();
         self.runtime.spawn(async move {
             let mut wait = Duration::from_millis(500);
             for attempt in 1..=6 {
                 match registry
-                    .blacklist_device(&*signer, &id, until, REASON_AUTH_FAILURES)
+                    .blacklist_device(&*signer, &id, until, reason, digest)
                     .await
                 {
                     Ok(r) => {
-                        tracing::info!(device_id = id, block = r.block_number, "blacklist recorded on the ledger");
+                        tracing::info!(device_id = id, block = r.block_number, evidence = %digest, "blacklist recorded on the ledger");
                         return;
                     }
                     Err(e) => {

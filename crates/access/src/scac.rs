@@ -7,12 +7,15 @@
 //! (compatibility suite: the ledger holds no RSA keys). The broker's key
 //! is a key-store handle, so it may live in a PKCS#11 token.
 //!
-//! Every failure is CONNACK 0x87 (0x8A for a device banned on the ledger),
-//! counts towards the blacklist like any failed authentication, and locks
-//! the UID out for the configured time: a captured or guessed step cannot
-//! be retried at will (the paper's DoS rule).
+//! Step 2 does not tell who exists: an unknown UID or a step 1 that does
+//! not verify gets a decoy step 2 and fails at step 3. Every failure is
+//! CONNACK 0x87 (0x8A for a banned device, told only after its step 3
+//! verified), counts against its source like any failed login, and locks
+//! that source (address and listener) out of SCAC for the configured time:
+//! a captured or guessed step cannot be retried at will (the paper's DoS
+//! rule), while the genuine device, elsewhere, is not locked out by
+//! someone naming its UID.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -27,14 +30,12 @@ use ledgermq_security::scac::{
     uid_of_step1, BrokerAwaiting, BrokerCredentials, BrokerHandshake, Channel, LocalKey, PeerKey,
     Suite, CRYPT_ERROR,
 };
-use ledgermq_security::OtpError;
+use ledgermq_security::{DeviceStatus, OtpDirectory as _};
 use parking_lot::Mutex;
 
 use crate::authenticator::{admissible, later_step, same_client};
+use crate::failures::{BoundedMap, Source, MAX_ENTRIES};
 use crate::{Access, AccessError};
-
-/// Locked-out UIDs kept before expired entries are pruned.
-const PRUNE_ABOVE: usize = 16_384;
 
 /// How a broker node serves SCAC (config keys `scac_*`).
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ pub struct ScacConfig {
     pub rsa_broker_key: Option<LocalKey>,
     /// Compatibility suite: the devices' RSA public keys, `<UID>.pem`.
     pub rsa_device_keys: Option<PathBuf>,
-    /// How long a UID is refused after a failed authentication.
+    /// How long a source is refused SCAC after a failed SCAC authentication.
     pub lockout: Duration,
 }
 
@@ -58,8 +59,8 @@ pub(crate) struct ScacService {
     rsa: Option<BrokerCredentials>,
     rsa_device_keys: Option<PathBuf>,
     lockout: Duration,
-    /// UID → end of its lockout.
-    locked: Mutex<HashMap<String, Instant>>,
+    /// Source → end of its lockout.
+    locked: Mutex<BoundedMap<Source, Option<Instant>>>,
 }
 
 impl ScacService {
@@ -73,7 +74,7 @@ impl ScacService {
             rsa: None,
             rsa_device_keys: None,
             lockout: config.lockout,
-            locked: Mutex::new(HashMap::new()),
+            locked: Mutex::new(BoundedMap::new(MAX_ENTRIES)),
         };
         for suite in config.suites {
             if service.suites.contains(&suite) {
@@ -144,23 +145,22 @@ impl ScacService {
         }
     }
 
-    fn locked_until(&self, uid: &str, now: Instant) -> Option<Instant> {
-        self.locked.lock().get(uid).copied().filter(|&t| t > now)
+    fn locked_until(&self, source: &Source, now: Instant) -> Option<Instant> {
+        self.locked
+            .lock()
+            .get(source)
+            .copied()
+            .flatten()
+            .filter(|&t| t > now)
     }
 
-    fn lock_out(&self, uid: &str, now: Instant) {
+    fn lock_out(&self, source: Source, now: Instant) {
         if self.lockout.is_zero() {
             return;
         }
         let mut locked = self.locked.lock();
-        if locked.len() >= PRUNE_ABOVE {
-            locked.retain(|_, until| *until > now);
-        }
-        locked.insert(uid.to_owned(), now + self.lockout);
-    }
-
-    fn unlock(&self, uid: &str) {
-        self.locked.lock().remove(uid);
+        let until = locked.entry(source, now, |until| until.is_some_and(|t| t > now));
+        *until = Some(now + self.lockout);
     }
 
     /// The device's public key for `suite`.
@@ -218,20 +218,26 @@ impl Access {
             Ok(uid) => uid.to_owned(),
             Err(e) => {
                 let detail = format!("{method}: {e}");
-                return AuthStep::Done(Err(self.failed(
+                scac.lock_out(Source::new(attempt.peer, attempt.listener), now);
+                return AuthStep::Done(Err(self.unproven(
                     None,
                     attempt,
+                    method,
                     ReasonCode::NOT_AUTHORIZED,
                     &detail,
                 )));
             }
         };
-        if let Some(until) = scac.locked_until(&uid, now) {
+        let source = Source::new(attempt.peer, attempt.listener);
+        if let Some(until) = scac.locked_until(&source, now) {
             // Not counted again: the lockout is the answer to the failure.
             return AuthStep::Done(Err(Refusal::new(
                 ReasonCode::NOT_AUTHORIZED,
                 format!(
-                    "{method}: {uid:?} is locked out for {} s after a failed authentication",
+                    "{method}: source {} on listener {} is locked out for {} s after a failed \
+                     authentication (it named {uid:?})",
+                    attempt.peer.ip(),
+                    attempt.listener,
                     until.saturating_duration_since(now).as_secs().max(1)
                 ),
             )));
@@ -239,51 +245,59 @@ impl Access {
         if let Err(refusal) = same_client(attempt, &uid) {
             return AuthStep::Done(Err(refusal));
         }
-        if let Err(e) = admissible(self, &uid) {
-            return AuthStep::Done(Err(self.scac_refused(scac, &uid, attempt, method, &e)));
-        }
         let Some(creds) = scac.credentials(suite) else {
             return AuthStep::Done(Err(Refusal::new(
                 ReasonCode::BAD_AUTHENTICATION_METHOD,
                 format!("{method} is not enabled"),
             )));
         };
-        let started = scac.device_key(self, suite, &uid).and_then(|key| {
-            BrokerHandshake::start(suite, creds, &key, step1).map_err(|e| e.to_string())
-        });
+        // An unknown or revoked UID, or a step 1 that does not verify, gets
+        // a decoy step 2 of the same shape and fails at step 3: step 2 does
+        // not tell who exists. A banned device is told so after step 3.
+        let key = match self.directory.status(&uid) {
+            DeviceStatus::Active | DeviceStatus::Blacklisted { .. } => {
+                match scac.device_key(self, suite, &uid) {
+                    Ok(key) => Some(key),
+                    Err(detail) => {
+                        tracing::debug!(uid, method, detail, "no usable SCAC key for the device");
+                        None
+                    }
+                }
+            }
+            DeviceStatus::Unknown | DeviceStatus::Revoked => None,
+        };
+        let started = BrokerHandshake::start_or_decoy(
+            suite,
+            creds,
+            key.as_ref(),
+            step1,
+            &mut rand::rngs::OsRng,
+        );
         match started {
             Ok((awaiting, step2)) => AuthStep::Continue {
                 data: step2,
                 next: Box::new(ScacExchange {
-                    access: self.clone(),
-                    awaiting,
-                    peer: attempt.peer,
-                    listener: attempt.listener,
-                    protocol: attempt.protocol,
+                    pending: Some(Pending {
+                        access: self.clone(),
+                        awaiting,
+                        peer: attempt.peer,
+                        listener: attempt.listener,
+                        protocol: attempt.protocol,
+                    }),
                 }),
             },
-            Err(detail) => AuthStep::Done(Err(self.scac_failed(
+            Err(e) => AuthStep::Done(Err(self.scac_failed(
                 scac,
                 &uid,
                 attempt,
                 method,
-                &format!("{method}: {detail}"),
+                &format!("{method}: {e}"),
             ))),
         }
     }
 
-    fn scac_refused(
-        &self,
-        scac: &ScacService,
-        uid: &str,
-        attempt: &LoginAttempt<'_>,
-        method: &str,
-        e: &OtpError,
-    ) -> Refusal {
-        scac.lock_out(uid, Instant::now());
-        self.otp_failed(Some(uid), attempt, method, e)
-    }
-
+    /// A failed SCAC login, unproven like any other: counted against the
+    /// source, which is also locked out of SCAC for `scac_lockout`.
     fn scac_failed(
         &self,
         scac: &ScacService,
@@ -292,15 +306,24 @@ impl Access {
         method: &str,
         detail: &str,
     ) -> Refusal {
-        scac.lock_out(uid, Instant::now());
-        let reason = ReasonCode::NOT_AUTHORIZED;
-        self.status.key_fail(uid, method, reason.0);
-        self.failed(Some(uid), attempt, reason, detail)
+        scac.lock_out(Source::new(attempt.peer, attempt.listener), Instant::now());
+        self.unproven(
+            Some(uid),
+            attempt,
+            method,
+            ReasonCode::NOT_AUTHORIZED,
+            detail,
+        )
     }
 }
 
 /// Step 2 sent; judges step 3.
 struct ScacExchange {
+    /// Taken by the answer; still here if the client walked away.
+    pending: Option<Pending>,
+}
+
+struct Pending {
     access: Arc<Access>,
     awaiting: BrokerAwaiting,
     peer: SocketAddr,
@@ -308,15 +331,46 @@ struct ScacExchange {
     protocol: Protocol,
 }
 
+impl Drop for ScacExchange {
+    /// A client that walks away from a decoy step 2 (it could not verify
+    /// it: no key of the device, or a key not registered for it) failed to
+    /// authenticate as surely as one whose step 3 is refused; it is
+    /// counted the same way, so a source cannot make this node sign step 2
+    /// after step 2 for free. A client walking away from a genuine step 2
+    /// (altered in transit, say) is not counted.
+    fn drop(&mut self) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        if !p.awaiting.is_decoy() {
+            return;
+        }
+        let Some(scac) = p.access.scac.get() else {
+            return;
+        };
+        let attempt = later_step(p.peer, p.listener, p.protocol);
+        let method = p.awaiting.suite().method();
+        let uid = p.awaiting.uid().to_owned();
+        let detail = format!("{method}: the client left after a decoy step 2");
+        let _ = p.access.scac_failed(scac, &uid, &attempt, method, &detail);
+    }
+}
+
 impl AuthExchange for ScacExchange {
-    fn answer(self: Box<Self>, step3: &[u8]) -> AuthStep {
-        let ScacExchange {
+    fn answer(mut self: Box<Self>, step3: &[u8]) -> AuthStep {
+        let Some(Pending {
             access,
             awaiting,
             peer,
             listener,
             protocol,
-        } = *self;
+        }) = self.pending.take()
+        else {
+            return AuthStep::Done(Err(Refusal::new(
+                ReasonCode::PROTOCOL_ERROR,
+                "SCAC step 3 answered twice",
+            )));
+        };
         let attempt = later_step(peer, listener, protocol);
         let Some(scac) = access.scac.get() else {
             return AuthStep::Done(Err(Refusal::new(
@@ -335,12 +389,15 @@ impl AuthExchange for ScacExchange {
                 ));
             }
         };
-        // Between step 1 and now the device may have been revoked or banned.
+        // Banned (told only now, after the device proved its key), or
+        // revoked or banned between step 1 and now.
         if let Err(e) = admissible(&access, &uid) {
-            return AuthStep::Done(Err(access.scac_refused(scac, &uid, &attempt, method, &e)));
+            return AuthStep::Done(Err(access.proven_refusal(&uid, method, &e)));
         }
-        scac.unlock(&uid);
-        let mut ok = access.succeeded(&uid, method);
+        let mut ok = match access.succeeded(&uid, method, &attempt) {
+            Ok(ok) => ok,
+            Err(refusal) => return AuthStep::Done(Err(refusal)),
+        };
         ok.protection = Some(Box::new(ScacProtection(channel)));
         AuthStep::Done(Ok::<Authenticated, Refusal>(ok))
     }

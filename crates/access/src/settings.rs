@@ -15,10 +15,19 @@ pub struct AccessSettings {
     pub totp_digits: u32,
     /// TOTP steps of clock skew accepted on either side.
     pub totp_window: u64,
-    /// Failed authentications of one device within `failure_window` that
-    /// blacklist it on the ledger (0 = never).
+    /// Unproven authentication failures from one source (address and
+    /// listener) within `failure_window` that ban the source on this node
+    /// for `source_ban` (0 = never ban; the delays still grow).
     pub failure_limit: u32,
     pub failure_window: Duration,
+    /// How long a source that reached `failure_limit` is refused.
+    pub source_ban: Duration,
+    /// Events of one kind of misuse of a device's valid credential
+    /// (replayed proof, rights violations, key in use from two places)
+    /// within `evidence_window` that blacklist the device on the ledger,
+    /// with the evidence digest (0 = never).
+    pub evidence_limit: u32,
+    pub evidence_window: Duration,
     /// How long a blacklist entry decided by this broker lasts.
     pub blacklist_duration: Duration,
     /// Longest delay before answering a failed authentication.
@@ -42,6 +51,9 @@ impl Default for AccessSettings {
             totp_window: 1,
             failure_limit: 5,
             failure_window: Duration::from_secs(60),
+            source_ban: Duration::from_secs(300),
+            evidence_limit: 5,
+            evidence_window: Duration::from_secs(60),
             blacklist_duration: Duration::from_secs(3600),
             failure_delay_max: Duration::from_secs(5),
             disconnect_on_refused_publish: true,

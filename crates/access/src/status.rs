@@ -7,15 +7,20 @@
 //! | topic | sent when |
 //! |---|---|
 //! | `devices/<id>/key/success` | the device authenticated (CONNECT or re-authentication) |
-//! | `devices/<id>/key/fail` | an authentication naming the device failed (wrong OTP proof or TOTP, replay, expired challenge, refused while banned) |
+//! | `devices/<id>/key/fail` | an authentication naming the device failed (wrong OTP proof or TOTP, replay, expired challenge, refused while banned); for failures that prove nothing (anyone can name the device) at most one per device per `auth_failure_window`, so a flood cannot fill the device's queue |
 //! | `devices/<id>/unauth` | the device lost its authorisation: revoked, or blacklisted (its connection is then closed) |
 //! | `devices/<id>/forbidden` | a SUBSCRIBE filter of the device was refused |
 //! | `devices/<id>/<topic>/error` | a PUBLISH of the device to `<topic>` was refused |
 
 use std::sync::{OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use ledgermq_broker::Broker;
 use ledgermq_proto::topic;
+use parking_lot::Mutex;
+
+use crate::failures::{BoundedMap, MAX_ENTRIES};
+use crate::misuse::MAX_DEVICE_ID_LEN;
 
 pub const PREFIX: &str = "devices/";
 
@@ -59,17 +64,22 @@ pub fn is_own_status_filter(device_id: &str, filter: &str) -> bool {
 }
 
 /// Publishes status reports into the broker it is attached to.
-#[derive(Default)]
 pub struct StatusReporter {
     enabled: bool,
     broker: OnceLock<Weak<Broker>>,
+    /// Shortest interval between two unproven `key/fail` reports of one device.
+    unproven_interval: Duration,
+    /// Device id → when its last unproven `key/fail` report went out.
+    unproven_sent: Mutex<BoundedMap<String, Option<Instant>>>,
 }
 
 impl StatusReporter {
-    pub fn new(enabled: bool) -> StatusReporter {
+    pub fn new(enabled: bool, unproven_interval: Duration) -> StatusReporter {
         StatusReporter {
             enabled,
             broker: OnceLock::new(),
+            unproven_interval,
+            unproven_sent: Mutex::new(BoundedMap::new(MAX_ENTRIES)),
         }
     }
 
@@ -106,6 +116,27 @@ impl StatusReporter {
             "key/fail",
             serde_json::json!({ "method": method, "reason": reason }),
         );
+    }
+
+    /// `key/fail` for a failure that proves nothing about the device (any
+    /// client can name it): at most one per device per interval.
+    pub fn key_fail_unproven(&self, device_id: &str, method: &str, reason: u8) {
+        if !self.enabled || !usable_id(device_id) || device_id.len() > MAX_DEVICE_ID_LEN {
+            return;
+        }
+        let now = Instant::now();
+        let interval = self.unproven_interval;
+        {
+            let mut sent = self.unproven_sent.lock();
+            let last = sent.entry(device_id.to_owned(), now, |t| {
+                t.is_some_and(|t| now.saturating_duration_since(t) < interval)
+            });
+            if last.is_some_and(|t| now.saturating_duration_since(t) < interval) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.key_fail(device_id, method, reason);
     }
 
     pub fn unauth(&self, device_id: &str, why: &str) {

@@ -302,6 +302,7 @@ enum Credential {
         counter: Arc<Mutex<PacketCounter>>,
     },
     Totp {
+        /// The audience key for the broker node (computed once).
         key: OtpKey,
         step_secs: u64,
         digits: u32,
@@ -318,10 +319,11 @@ impl Credential {
             },
             Auth::Totp {
                 key,
+                audience,
                 step_secs,
                 digits,
             } => Credential::Totp {
-                key,
+                key: ledgermq_security::audience_key(&key, &audience),
                 step_secs,
                 digits,
             },

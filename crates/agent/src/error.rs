@@ -76,10 +76,12 @@ pub enum ClientError {
     /// SCAC mutual authentication failed on the device's side: the
     /// broker's step 2 does not verify (or never came), or the device key
     /// could not sign step 3. This client sent DISCONNECT 0x80 with the
-    /// reason string `Auth Error`. (A device the *broker* refuses is
-    /// [`ClientError::Refused`] with CONNACK 0x87; keys that cannot even
-    /// make step 1 are [`ClientError::Credentials`].)
-    #[error("SCAC authentication failed: {0}")]
+    /// reason string `Auth Error`. A broker that does not know the device,
+    /// or not this key of it, ends here too: it answers a decoy step 2
+    /// rather than tell who exists. (A device the *broker* refuses after
+    /// step 3 is [`ClientError::Refused`] with CONNACK 0x87; keys that
+    /// cannot even make step 1 are [`ClientError::Credentials`].)
+    #[error("SCAC authentication failed: {err}{hint}", err = .0, hint = step2_hint(.0))]
     Scac(ScacError),
     /// A SCAC-protected QoS 2 payload or PUBREL key update from the broker
     /// does not verify, or this side's key chain is exhausted: this client
@@ -88,6 +90,18 @@ pub enum ClientError {
     /// DISCONNECT: [`ClientError::Disconnected`].)
     #[error("SCAC payload protection failed: {0}")]
     Crypt(CryptError),
+}
+
+/// What a step 2 that does not verify may mean, for the person reading it.
+fn step2_hint(e: &ScacError) -> &'static str {
+    match e {
+        ScacError::BadProof { step: 2, .. } | ScacError::Decryption { step: 2 } => {
+            " (either the broker is not the one configured, or it does not know this \
+             device or this key of it: check --broker-key/--broker-account and the \
+             device's key registered on the ledger)"
+        }
+        _ => "",
+    }
 }
 
 impl ClientError {

@@ -26,6 +26,7 @@ pub(crate) enum Login<'a> {
         packet_number: u64,
     },
     Totp {
+        /// The audience key for the broker node.
         key: &'a OtpKey,
         step_secs: u64,
         digits: u32,

@@ -7,7 +7,8 @@
 //!   re-authentication on a live connection ([`Auth::Otp`]); packet
 //!   numbers come from a [`PacketCounter`] that never repeats one, across
 //!   restarts too;
-//! * TOTP passwords for MQTT 3.1.1 ([`Auth::Totp`]);
+//! * TOTP passwords for MQTT 3.1.1 ([`Auth::Totp`]), each code made for
+//!   the one broker node it logs in to;
 //! * `SCACAuth-*` mutual authentication over MQTT 5 ([`Auth::Scac`],
 //!   docs/scac.md): the broker proves its identity too, and every QoS 2
 //!   payload is then encrypted under per-direction keys that change with

@@ -18,10 +18,14 @@ pub enum Auth {
     None,
     /// `LMQ-OTP-1` MQTT 5 enhanced authentication; needs [`Protocol::V5`].
     Otp { key: OtpKey, counter: PacketCounter },
-    /// User name = device id, password = TOTP over the OTP key
-    /// (RFC 6238, HMAC-SHA256); for MQTT 3.1.1, also accepted with 5.0.
+    /// User name = device id, password = TOTP (RFC 6238, HMAC-SHA256)
+    /// over the device's audience key for the broker node `audience` (its
+    /// 20-byte ledger account, [`DeviceCredentials::totp_audience`]): a
+    /// code for one node is refused by every other. For MQTT 3.1.1, also
+    /// accepted with 5.0.
     Totp {
         key: OtpKey,
+        audience: [u8; 20],
         step_secs: u64,
         digits: u32,
     },
@@ -49,10 +53,12 @@ impl Auth {
         }
     }
 
-    /// TOTP with the defaults the broker expects: 30 s steps, 8 digits.
-    pub fn totp(credentials: &DeviceCredentials) -> Self {
+    /// TOTP for broker node `audience`, with the defaults the broker
+    /// expects: 30 s steps, 8 digits.
+    pub fn totp(credentials: &DeviceCredentials, audience: [u8; 20]) -> Self {
         Auth::Totp {
             key: credentials.otp_key.clone(),
+            audience,
             step_secs: DEFAULT_STEP_SECS,
             digits: DEFAULT_DIGITS,
         }
@@ -195,6 +201,7 @@ mod tests {
         let mut opts = ClientOptions::new("127.0.0.1:1", "dev");
         opts.auth = Auth::Totp {
             key: key(),
+            audience: [0; 20],
             step_secs: 30,
             digits: 10,
         };
@@ -253,6 +260,7 @@ mod tests {
         let mut opts = ClientOptions::new("127.0.0.1:1", "dev");
         opts.auth = Auth::Totp {
             key: key(),
+            audience: [0; 20],
             step_secs: 30,
             digits: 8,
         };

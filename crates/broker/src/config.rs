@@ -141,10 +141,20 @@ pub struct Config {
     pub totp_step: u64,
     pub totp_digits: u32,
     pub totp_window: u64,
-    /// Failed authentications of one device within `auth_failure_window`
-    /// seconds that blacklist it on the ledger (0 = never).
+    /// Failed authentications from one source (client address and
+    /// listener) within `auth_failure_window` seconds that refuse the
+    /// source on this node for `auth_source_ban` seconds (0 = never; the
+    /// delays still grow). Never counted per device, never on the ledger.
     pub auth_failure_limit: u32,
     pub auth_failure_window: u64,
+    /// How long a source that reached `auth_failure_limit` is refused (s).
+    pub auth_source_ban: u64,
+    /// Misuse events of one kind by a device's own valid credential
+    /// (replayed proof, rights violations, key in use from two places)
+    /// within `evidence_window` seconds that blacklist the device on the
+    /// ledger (0 = never).
+    pub evidence_limit: u32,
+    pub evidence_window: u64,
     /// Duration of a blacklist entry this node decides (s).
     pub blacklist_duration: u64,
     /// Longest delay before a failed authentication is answered (ms).
@@ -170,8 +180,9 @@ pub struct Config {
     /// `<UID>.pem` (SubjectPublicKeyInfo PEM); the ledger only holds
     /// Ed25519 and X25519 device keys.
     pub scac_rsa_device_keys: Option<PathBuf>,
-    /// After a failed SCAC authentication, new attempts naming the same UID
-    /// are refused for this many seconds (0 = never).
+    /// After a failed SCAC authentication, new SCAC attempts from the same
+    /// source (address and listener) are refused for this many seconds
+    /// (0 = never).
     pub scac_lockout: u64,
 }
 
@@ -247,6 +258,9 @@ impl Default for Config {
             totp_window: 1,
             auth_failure_limit: 5,
             auth_failure_window: 60,
+            auth_source_ban: 300,
+            evidence_limit: 5,
+            evidence_window: 60,
             blacklist_duration: 3600,
             auth_failure_delay_max_ms: 5000,
             disconnect_on_refused_publish: true,

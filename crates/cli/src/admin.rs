@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ledgermq_ledger::admin::apply::{apply, ApplyFile, ApplyOptions};
@@ -12,6 +12,7 @@ use ledgermq_ledger::admin::{
     write_secret_file, AdminClient, BrokerNodeFile, BrokerNodeKeys, ProvisioningBundle, TopicRight,
 };
 use ledgermq_ledger::{LocalAccount, Signer};
+use sha2::{Digest as _, Sha256};
 
 use crate::ledger_cmd::{ledger_error, load_account, out, LedgerTarget};
 
@@ -164,6 +165,12 @@ enum DeviceCmd {
         /// Reason code (contracts/README.md) [default: 5, admin decision].
         #[arg(long, default_value_t = 5)]
         reason: u8,
+        /// What the ban rests on, as you would tell an auditor. Only its
+        /// SHA-256 digest goes on the ledger (`printf %s TEXT | sha256sum`);
+        /// keep the text, it is what the digest commits to [default: no
+        /// evidence digest].
+        #[arg(long, value_name = "TEXT")]
+        evidence: Option<String>,
     },
     /// Lift a device's ban.
     Unblacklist {
@@ -409,6 +416,7 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
             id,
             duration,
             reason,
+            evidence,
         }) => {
             let until = match duration {
                 Some(d) => std::time::SystemTime::now()
@@ -418,12 +426,19 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
                     .saturating_add((*d).max(1)),
                 None => u64::MAX,
             };
-            r.blacklist_device(&signer(&args)?, id, until, *reason)
+            let digest = evidence
+                .as_deref()
+                .map(|text| B256::from(<[u8; 32]>::from(Sha256::digest(text.as_bytes()))))
+                .unwrap_or(B256::ZERO);
+            r.blacklist_device(&signer(&args)?, id, until, *reason, digest)
                 .await
                 .map_err(ledger_error)?;
             match duration {
                 Some(d) => out!("device {id} blacklisted for {d} s (reason {reason})"),
                 None => out!("device {id} blacklisted indefinitely (reason {reason})"),
+            }
+            if evidence.is_some() {
+                out!("evidence digest {digest}");
             }
         }
         AdminCmd::Device(DeviceCmd::Keys {
@@ -492,10 +507,11 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
             let ban = r.get_blacklist(id).await.map_err(ledger_error)?;
             if ban.active {
                 out!(
-                    "blacklisted: until={} reason={} by={}",
+                    "blacklisted: until={} reason={} by={} evidence={}",
                     ban.until,
                     ban.reason,
-                    ban.by
+                    ban.by,
+                    ban.evidence
                 );
             }
         }

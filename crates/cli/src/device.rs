@@ -1,9 +1,11 @@
 //! `ledgermq device …`: act as a provisioned device — connect, publish,
 //! subscribe — authenticating with `LMQ-OTP-1`, TOTP or SCAC exactly as
-//! device firmware built on `ledgermq-agent` does. Meant for operators
-//! checking a registration and for scripts and tests: stdout carries only
-//! the result (`CONNECTED <id>`, or the received payloads), and every
-//! refusal by the broker exits non-zero with its reason code on stderr.
+//! device firmware built on `ledgermq-agent` does, or print the TOTP
+//! password a standard client should send (`device totp`). Meant for
+//! operators checking a registration and for scripts and tests: stdout
+//! carries only the result (`CONNECTED <id>`, the received payloads, the
+//! code), and every refusal by the broker exits non-zero with its reason
+//! code on stderr.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,9 +26,9 @@ pub struct DeviceArgs {
     /// The device's provisioning bundle (written by `admin device register`).
     #[arg(long, value_name = "FILE")]
     bundle: PathBuf,
-    /// The broker's MQTT listener.
+    /// The broker's MQTT listener (not needed by `totp`).
     #[arg(long, value_name = "HOST:PORT")]
-    broker: String,
+    broker: Option<String>,
     /// `otp`: LMQ-OTP-1 challenge/response (MQTT 5 only); `totp`: user name
     /// = device id, password = TOTP; `scac`: SCAC mutual authentication
     /// (MQTT 5 only), after which QoS 2 payloads are encrypted under
@@ -53,6 +55,9 @@ pub struct DeviceArgs {
     #[arg(long, value_name = "HEX", conflicts_with_all = ["broker_rsa_key", "broker_account"])]
     broker_key: Option<String>,
     /// SCAC: pick the broker node from the bundle by its ledger account.
+    /// TOTP: the broker node the code is for (a code is refused by every
+    /// other node) [default: the bundle's only node of the device's
+    /// organisation].
     #[arg(long, value_name = "0x…", conflicts_with = "broker_rsa_key")]
     broker_account: Option<String>,
     /// SCAC, RSA suite: the broker's RSA-2048 public key, a
@@ -104,6 +109,11 @@ enum DeviceAction {
     Pub(PubArgs),
     /// Subscribe and print each received payload on its own line.
     Sub(SubArgs),
+    /// Print the current TOTP password for the broker node (user name =
+    /// the device id), for a standard MQTT client, e.g. `mosquitto_pub -u
+    /// ID -P "$(ledgermq device --bundle B totp)"`. It opens one login
+    /// within its `--totp-step`-second step, at that node only.
+    Totp,
 }
 
 #[derive(Args)]
@@ -147,6 +157,9 @@ fn parse_protocol(s: &str) -> Result<Protocol, String> {
 }
 
 pub fn run(args: DeviceArgs) -> Result<()> {
+    if let DeviceAction::Totp = args.action {
+        return print_totp(&args);
+    }
     let protocol = args.protocol()?;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -156,6 +169,9 @@ pub fn run(args: DeviceArgs) -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let creds = DeviceCredentials::from_bundle(&args.bundle)?;
+    if args.broker.is_none() {
+        bail!("give the broker's MQTT listener with --broker HOST:PORT");
+    }
     // Before the runtime: a SCAC key in a token is opened (and logged in to) here.
     let opts = args.client_options(&creds, protocol)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -189,10 +205,16 @@ impl DeviceArgs {
             ("--scac-suite", self.scac_suite.is_some()),
             ("--device-key", self.device_key.is_some()),
             ("--broker-key", self.broker_key.is_some()),
-            ("--broker-account", self.broker_account.is_some()),
+            (
+                "--broker-account",
+                self.broker_account.is_some() && self.auth != AuthKind::Totp,
+            ),
             ("--broker-rsa-key", self.broker_rsa_key.is_some()),
         ];
         match given.iter().find(|(_, set)| *set) {
+            Some(("--broker-account", _)) if self.auth != AuthKind::Scac => {
+                bail!("--broker-account only applies to --auth scac and --auth totp")
+            }
             Some((flag, _)) if self.auth != AuthKind::Scac => {
                 bail!("{flag} only applies to --auth scac")
             }
@@ -205,7 +227,8 @@ impl DeviceArgs {
         creds: &DeviceCredentials,
         protocol: Protocol,
     ) -> Result<ClientOptions> {
-        let mut opts = ClientOptions::new(self.broker.clone(), creds.device_id.clone());
+        let broker = self.broker.clone().unwrap_or_default();
+        let mut opts = ClientOptions::new(broker, creds.device_id.clone());
         opts.protocol = protocol;
         opts.keep_alive = self.keep_alive;
         opts.clean_start = self.clean_start;
@@ -223,6 +246,7 @@ impl DeviceArgs {
             }
             AuthKind::Totp => Auth::Totp {
                 key: creds.otp_key.clone(),
+                audience: self.totp_audience(creds)?,
                 step_secs: self.totp_step,
                 digits: self.totp_digits,
             },
@@ -296,6 +320,46 @@ impl DeviceArgs {
     }
 }
 
+impl DeviceArgs {
+    /// The broker node a TOTP code is for.
+    fn totp_audience(&self, creds: &DeviceCredentials) -> Result<[u8; 20]> {
+        creds.totp_audience(self.broker_account.as_deref()).context(
+            "cannot tell which broker node the TOTP code is for: give --broker-account 0x…",
+        )
+    }
+}
+
+/// `device totp`: the code on stdout, what it is for on stderr.
+fn print_totp(args: &DeviceArgs) -> Result<()> {
+    let given = [
+        ("--scac-suite", args.scac_suite.is_some()),
+        ("--device-key", args.device_key.is_some()),
+        ("--broker-key", args.broker_key.is_some()),
+        ("--broker-rsa-key", args.broker_rsa_key.is_some()),
+    ];
+    if let Some((flag, _)) = given.iter().find(|(_, set)| *set) {
+        bail!("{flag} does not apply to `device totp`");
+    }
+    let creds = DeviceCredentials::from_bundle(&args.bundle)?;
+    let audience = args.totp_audience(&creds)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let key = ledgermq_security::audience_key(&creds.otp_key, &audience);
+    let code = ledgermq_security::totp(&key, now, args.totp_step, args.totp_digits);
+    let left = args.totp_step - now % args.totp_step;
+    println!("{code}");
+    eprintln!(
+        "TOTP password of {} for broker node 0x{} (user name {}), valid for one login, \
+         {left} s left in this step",
+        creds.device_id,
+        hex::encode(audience),
+        creds.device_id
+    );
+    Ok(())
+}
+
 fn read_rsa_public_key(path: &Path) -> Result<PeerKey> {
     let pem =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -313,6 +377,7 @@ async fn run_async(action: DeviceAction, opts: ClientOptions, device_id: String)
         }
         DeviceAction::Pub(p) => publish(client, p).await,
         DeviceAction::Sub(s) => subscribe(client, s).await,
+        DeviceAction::Totp => bail!("`device totp` prints a code; it does not connect"),
     }
 }
 
@@ -497,6 +562,30 @@ mod tests {
         let v311 = parse(&["--auth", "scac", "--protocol", "3.1.1", "connect"]);
         let err = v311.protocol().unwrap_err().to_string();
         assert!(err.contains("--auth scac needs --protocol 5"), "{err}");
+    }
+
+    #[test]
+    fn broker_account_names_the_totp_audience_too() {
+        let account = format!("0x{}", "01".repeat(20));
+        let totp = parse(&["--auth", "totp", "--broker-account", &account, "connect"]);
+        assert!(totp.protocol().is_ok());
+        let otp = parse(&["--broker-account", &account, "connect"]);
+        let err = otp.protocol().unwrap_err().to_string();
+        assert!(err.contains("--auth scac and --auth totp"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = write_bundle(dir.path(), &[(1, "carrier"), (2, "supplier")]);
+        let args = parse_with_bundle(&bundle, &["--auth", "totp", "connect"]);
+        let creds = DeviceCredentials::from_bundle(&bundle).unwrap();
+        assert_eq!(args.totp_audience(&creds).unwrap(), [2; 20]);
+        let args = parse_with_bundle(
+            &bundle,
+            &["--auth", "totp", "--broker-account", &account, "connect"],
+        );
+        assert_eq!(args.totp_audience(&creds).unwrap(), [1; 20]);
+        // `device totp` needs no --broker.
+        let base = ["device", "--bundle", bundle.to_str().unwrap(), "totp"];
+        let args = Cli::try_parse_from(base).map(|c| c.device).unwrap();
+        assert!(print_totp(&args).is_ok());
     }
 
     #[test]

@@ -163,12 +163,22 @@ pub struct ServeArgs {
     /// TOTP clock skew accepted, in steps [default: 1].
     #[arg(long)]
     totp_window: Option<u64>,
-    /// Failed authentications that blacklist a device, 0 = never [default: 5].
+    /// Failed logins from one source that refuse it on this node, 0 = never [default: 5].
     #[arg(long)]
     auth_failure_limit: Option<u32>,
-    /// Window for counting failed authentications, seconds [default: 60].
+    /// Window for counting a source's failed logins, seconds [default: 60].
     #[arg(long)]
     auth_failure_window: Option<u64>,
+    /// How long a source at the failure limit is refused, seconds [default: 300].
+    #[arg(long)]
+    auth_source_ban: Option<u64>,
+    /// Misuse events of a device's valid credential that blacklist it on
+    /// the ledger, 0 = never [default: 5].
+    #[arg(long)]
+    evidence_limit: Option<u32>,
+    /// Window for counting misuse events, seconds [default: 60].
+    #[arg(long)]
+    evidence_window: Option<u64>,
     /// Blacklist duration decided by this node, seconds [default: 3600].
     #[arg(long)]
     blacklist_duration: Option<u64>,
@@ -195,7 +205,7 @@ pub struct ServeArgs {
     /// SCAC compatibility suite: directory of device RSA public keys (<UID>.pem).
     #[arg(long, value_name = "DIR")]
     scac_rsa_device_keys: Option<PathBuf>,
-    /// Seconds a UID is refused after a failed SCAC authentication [default: 30].
+    /// Seconds a source is refused SCAC after a failed SCAC authentication [default: 30].
     #[arg(long)]
     scac_lockout: Option<u64>,
 }
@@ -244,6 +254,9 @@ impl ServeArgs {
             totp_window,
             auth_failure_limit,
             auth_failure_window,
+            auth_source_ban,
+            evidence_limit,
+            evidence_window,
             blacklist_duration,
             auth_failure_delay_max_ms,
             disconnect_on_refused_publish,
@@ -392,6 +405,9 @@ async fn ledger_security(
         totp_window: config.totp_window,
         failure_limit: config.auth_failure_limit,
         failure_window: Duration::from_secs(config.auth_failure_window),
+        source_ban: Duration::from_secs(config.auth_source_ban),
+        evidence_limit: config.evidence_limit,
+        evidence_window: Duration::from_secs(config.evidence_window),
         blacklist_duration: Duration::from_secs(config.blacklist_duration),
         failure_delay_max: Duration::from_millis(config.auth_failure_delay_max_ms),
         disconnect_on_refused_publish: config.disconnect_on_refused_publish,

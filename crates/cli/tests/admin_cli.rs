@@ -222,6 +222,46 @@ fn supply_chain_on_the_embedded_ledger_survives_a_restart_and_refuses_untrusted_
         "{show}"
     );
     assert_eq!(show.matches("otp_envelope_for:").count(), 4, "{show}");
+    // A ban with the admin's stated reason: only its SHA-256 goes on the
+    // ledger, and `device show` prints it.
+    let because = "ticket 4711: sensor reported stolen";
+    let banned = ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "--account",
+            "keys/supplier-admin.key",
+            "device",
+            "blacklist",
+            "--id",
+            "supplier-gps",
+            "--for",
+            "600",
+            "--evidence",
+            because,
+        ],
+    );
+    // printf %s 'ticket 4711: sensor reported stolen' | sha256sum
+    let digest = "0x2191e2c2750790adfab677d094d56715b7f93600edcd9eff05ad805b70562538";
+    assert!(
+        banned.contains(&format!("evidence digest {digest}")),
+        "{banned}"
+    );
+    let show = ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "device",
+            "show",
+            "supplier-gps",
+        ],
+    );
+    assert!(show.contains("reason=5"), "{show}");
+    assert!(show.contains(&format!("evidence={digest}")), "{show}");
     ok(
         dir,
         &[

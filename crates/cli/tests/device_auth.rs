@@ -6,321 +6,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use common::ledger::{ledgermq, ok, repo, start_anvil, Anvil, ANVIL_KEY0};
-use common::{Broker, Client, Connect, Packet, Props, Publish, Recv, QUIET, V5};
-use ledgermq_ledger::admin::ProvisioningBundle;
-use ledgermq_security::{totp, OtpClient, OtpKey, AUTH_METHOD};
-
-const SENSOR: &str = "supplier-temperature-sensor";
-const TEMPERATURE: &str = "Temperature/raw Material";
-/// Short TOTP steps keep the tests quick; every login needs a new step.
-const TOTP_STEP: u64 = 2;
-
-// ---------------------------------------------------------------- fixture
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Embedded,
-    Anvil,
-}
-
-/// A consortium with the supply chain applied and one broker node
-/// (the supplier's) serving in the ledger security mode.
-struct Network {
-    backend: Backend,
-    broker: Broker,
-    /// Where the admin CLI runs: keys/, bundles/, and the deployment.
-    dir: PathBuf,
-    /// `--rpc URL --deployment FILE` or `--data-dir DIR` for `ledgermq admin`.
-    target: Vec<String>,
-    anvil: Option<(Anvil, String)>,
-}
-
-impl Network {
-    fn start(backend: Backend, opts: &[(&str, &str)]) -> Option<Network> {
-        let anvil = (backend == Backend::Anvil).then(start_anvil);
-        let url = anvil.as_ref().map(|(_, u)| u.clone());
-        let mut opts: Vec<(&str, &str)> = opts.to_vec();
-        opts.extend([
-            ("security", "ledger"),
-            ("ledger-poll-interval-ms", "50"),
-            ("totp-step", "2"),
-        ]);
-        let mut dir = PathBuf::new();
-        let broker = Broker::with_setup(&opts, |d| {
-            dir = d.to_path_buf();
-            apply_supply_chain(d, url.as_deref());
-            node_options(d, "broker-supplier", url.as_deref())
-        })?;
-        let target = match &url {
-            Some(u) => vec![
-                "--rpc".into(),
-                u.clone(),
-                "--deployment".into(),
-                "net.toml".into(),
-            ],
-            None => {
-                // The broker runs the chain: the admin CLI talks to its JSON-RPC.
-                let rpc = ledger_rpc_of(&broker);
-                vec![
-                    "--rpc".into(),
-                    rpc,
-                    "--deployment".into(),
-                    "data/ledger.toml".into(),
-                ]
-            }
-        };
-        Some(Network {
-            backend,
-            broker,
-            dir,
-            target,
-            anvil,
-        })
-    }
-
-    fn port(&self) -> u16 {
-        self.broker.port
-    }
-
-    fn bundle(&self, device: &str) -> PathBuf {
-        self.dir.join("bundles").join(format!("{device}.json"))
-    }
-
-    fn key(&self, device: &str) -> OtpKey {
-        otp_key_of(&self.bundle(device))
-    }
-
-    /// Runs `ledgermq admin <target> --account keys/<admin>.key <args>`.
-    fn admin(&self, admin: &str, args: &[&str]) -> Output {
-        let account = format!("keys/{admin}.key");
-        let mut all: Vec<&str> = vec!["admin"];
-        all.extend(self.target.iter().map(String::as_str));
-        all.extend(["--account", &account]);
-        all.extend_from_slice(args);
-        ledgermq(&self.dir, &all)
-    }
-
-    fn admin_ok(&self, admin: &str, args: &[&str]) -> String {
-        let out = self.admin(admin, args);
-        assert!(
-            out.status.success(),
-            "admin {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    /// A second broker node (the manufacturer's) on the same ledger.
-    fn second_node(&self) -> Broker {
-        let url = match &self.anvil {
-            Some((_, u)) => u.clone(),
-            None => self.target[1].clone(),
-        };
-        let dir = self.dir.clone();
-        Broker::with_setup(
-            &[("security", "ledger"), ("ledger-poll-interval-ms", "50")],
-            |_| {
-                let mut o = node_options(&dir, "broker-manufacturer", Some(&url));
-                let deployment = match self.backend {
-                    Backend::Anvil => dir.join("net.toml"),
-                    Backend::Embedded => dir.join("data/ledger.toml"),
-                };
-                o.retain(|(k, _)| k != "ledger-deployment");
-                o.push(("ledger-deployment".into(), deployment.display().to_string()));
-                o
-            },
-        )
-        .expect("ledgermq only")
-    }
-}
-
-fn apply_supply_chain(dir: &Path, url: Option<&str>) {
-    let file = repo().join("examples/supply-chain.toml");
-    let file = file.to_str().unwrap();
-    let common = ["apply", file, "--bundles", "bundles", "--keys-dir", "keys"];
-    match url {
-        None => {
-            let mut args = vec!["admin", "--data-dir", "data"];
-            args.extend(common);
-            ok(dir, &args);
-        }
-        Some(url) => {
-            std::fs::write(dir.join("funder.key"), ANVIL_KEY0).unwrap();
-            let mut args = vec!["admin", "--rpc", url, "--deployment", "net.toml"];
-            args.extend(["--account", "funder.key"]);
-            args.extend(common);
-            args.extend(["--fund", "1000000000000000000"]);
-            ok(dir, &args);
-        }
-    }
-}
-
-/// `serve` options that make a broker node of `name` on the ledger.
-fn node_options(dir: &Path, name: &str, url: Option<&str>) -> Vec<(String, String)> {
-    let path = |p: &str| dir.join(p).display().to_string();
-    let mut o = vec![
-        (
-            "ledger-account".to_string(),
-            path(&format!("keys/{name}.key")),
-        ),
-        (
-            "ledger-node-keys".to_string(),
-            path(&format!("keys/{name}.node.json")),
-        ),
-    ];
-    if let Some(url) = url {
-        o.push(("ledger-rpc".into(), url.into()));
-        o.push(("ledger-deployment".into(), path("net.toml")));
-        o.push(("embedded-ledger".into(), "false".into()));
-    }
-    o
-}
-
-/// The embedded ledger's JSON-RPC URL, from the broker's stdout log.
-fn ledger_rpc_of(broker: &Broker) -> String {
-    let log = std::fs::read_to_string(broker.path("broker-1.log")).unwrap_or_default();
-    let addr = log
-        .lines()
-        .find_map(|l| l.split("embedded ledger serving JSON-RPC addr=").nth(1))
-        .unwrap_or_else(|| panic!("no ledger-rpc address in the log:\n{}", broker.log_tail()));
-    format!("http://{}", addr.trim())
-}
-
-fn otp_key_of(bundle: &Path) -> OtpKey {
-    let b = ProvisioningBundle::load(bundle).expect("bundle");
-    OtpKey::from_bytes(*b.otp_key_bytes().unwrap())
-}
-
-fn unix_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
-/// A packet number above every earlier one (microseconds since the epoch).
-fn fresh_packet_number() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64
-}
-
-// ----------------------------------------------------- LMQ-OTP-1 by hand
-
-/// What happened to an LMQ-OTP-1 CONNECT.
-struct Handshake {
-    client: Client,
-    /// CONNACK reason code; `None` if the broker closed without one.
-    code: Option<u8>,
-    challenge: Option<[u8; 32]>,
-    proof: Option<[u8; 32]>,
-}
-
-/// CONNECT with step 1; if challenged, answers with `answer(challenge)`.
-fn otp_handshake(
-    port: u16,
-    client_id: &str,
-    step1: Vec<u8>,
-    answer: impl Fn(&[u8; 32]) -> [u8; 32],
-) -> Handshake {
-    let mut c = Connect::v5(client_id);
-    c.props.authentication_method = Some(AUTH_METHOD.into());
-    c.props.authentication_data = Some(step1);
-    let mut client = Client::tcp(port, V5);
-    client.id = client_id.into();
-    client.send(&Packet::Connect(c));
-    let mut hs = Handshake {
-        client,
-        code: None,
-        challenge: None,
-        proof: None,
-    };
-    loop {
-        match hs.client.try_recv(Duration::from_secs(15)) {
-            Recv::Packet(Packet::Auth {
-                reason: 0x18,
-                props,
-            }) => {
-                assert_eq!(props.authentication_method.as_deref(), Some(AUTH_METHOD));
-                let data = props.authentication_data.expect("challenge");
-                let challenge = OtpClient::challenge(&data).expect("32-byte challenge");
-                let proof = answer(&challenge);
-                hs.challenge = Some(challenge);
-                hs.proof = Some(proof);
-                hs.client.send(&Packet::Auth {
-                    reason: 0x18,
-                    props: Props {
-                        authentication_method: Some(AUTH_METHOD.into()),
-                        authentication_data: Some(proof.to_vec()),
-                        ..Props::default()
-                    },
-                });
-            }
-            Recv::Packet(Packet::ConnAck { code, .. }) => {
-                hs.code = Some(code);
-                return hs;
-            }
-            Recv::Closed => return hs,
-            other => panic!("unexpected answer to an LMQ-OTP-1 CONNECT: {other:?}"),
-        }
-    }
-}
-
-/// The correct handshake of `device` with packet number `n`.
-fn otp_connect(port: u16, device: &str, key: &OtpKey, n: u64) -> Handshake {
-    let step1 = OtpClient::connect_data(device, n).unwrap();
-    otp_handshake(port, device, step1, |ch| {
-        OtpClient::proof(key, ch, device, n)
-    })
-}
-
-fn otp_client(net: &Network, device: &str) -> Client {
-    let hs = otp_connect(net.port(), device, &net.key(device), fresh_packet_number());
-    assert_eq!(
-        hs.code,
-        Some(0),
-        "{device} should connect;\n{}",
-        net.broker.log_tail()
-    );
-    hs.client
-}
-
-/// A 3.1.1 TOTP login of `device`, waiting for a TOTP step not used yet.
-fn totp_connect(port: u16, device: &str, key: &OtpKey, clean: bool) -> (Client, u8) {
-    let code = totp(key, unix_secs(), TOTP_STEP, 8);
-    let mut c = Connect::v3(device);
-    c.clean_start = clean;
-    c.username = Some(device.into());
-    c.password = Some(code.into_bytes());
-    let (client, ack) = Client::connect(port, c);
-    (client, ack.code)
-}
-
-/// Sleeps into the next TOTP step, so a new code exists.
-fn next_totp_step() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let step_ms = TOTP_STEP * 1000;
-    let into = (now.as_millis() as u64) % step_ms;
-    std::thread::sleep(Duration::from_millis(step_ms - into + 50));
-}
-
-/// Waits until `f` holds (the registry view follows the ledger by polling).
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if f() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("timed out waiting for {what}");
-}
+use common::ledger::{ledgermq, ok};
+use common::network::*;
+use common::{Client, Connect, Packet, Props, Publish, Recv, QUIET};
+use ledgermq_security::{totp, OtpClient, AUTH_METHOD};
 
 // ------------------------------------------------------------- scenarios
 
@@ -429,17 +121,18 @@ fn wrong_hashed_otp_is_refused(b: Backend) {
     assert_eq!(ack.code, 0x05);
 }
 
-/// 5: an unregistered device is refused before any challenge.
+/// 5: an unregistered device is challenged like any other (step 1 does
+/// not tell who exists) and refused after its proof, as a wrong proof.
 fn unregistered_device_is_refused(b: Backend) {
     let Some(net) = Network::start(b, &[]) else {
         return;
     };
     let key = net.key(SENSOR);
     let hs = otp_connect(net.port(), "not-registered", &key, fresh_packet_number());
-    assert!(hs.challenge.is_none(), "no challenge for an unknown device");
+    assert!(hs.challenge.is_some(), "a challenge for every device id");
     assert_eq!(hs.code, Some(0x87));
-    let (_, code) = totp_connect(net.port(), "not-registered", &key, true);
-    assert_eq!(code, 0x05);
+    let (_, code) = totp_connect(net.port(), "not-registered", &net.totp_key(SENSOR), true);
+    assert_eq!(code, 0x04, "an unknown user name reads as a wrong code");
 }
 
 /// 6: a replayed CONNECT (same packet number) and a captured AUTH proof
@@ -454,15 +147,17 @@ fn replayed_connect_and_captured_auth_are_refused(b: Backend) {
     assert_eq!(first.code, Some(0));
     let captured = first.proof.unwrap();
     drop(first.client);
-    // Same packet number: refused before a challenge.
+    // Same packet number: challenged (step 1 tells nothing), refused after
+    // the proof.
     let replay = otp_connect(net.port(), SENSOR, &key, n);
-    assert!(replay.challenge.is_none());
+    assert!(replay.challenge.is_some());
     assert_eq!(replay.code, Some(0x87));
     // A higher packet number but the captured proof: the challenge is new.
     let step1 = OtpClient::connect_data(SENSOR, n + 1).unwrap();
     let replay = otp_handshake(net.port(), SENSOR, step1, |_| captured);
     assert_eq!(replay.code, Some(0x87));
     // A TOTP code works once.
+    let key = net.totp_key(SENSOR);
     next_totp_step();
     let (_, code) = totp_connect(net.port(), SENSOR, &key, true);
     assert_eq!(code, 0, "{}", net.broker.log_tail());
@@ -560,34 +255,56 @@ fn refusal_policy_is_configurable_but_qos0_refusals_always_disconnect(b: Backend
     c.expect_disconnect(&[0x87]);
 }
 
-/// Brute force: the failure limit blacklists the device on the ledger, and
-/// a second broker node reading the same ledger refuses it too (0x8A).
-fn brute_force_blacklists_on_the_ledger_for_every_node(b: Backend) {
+/// Brute force: failed logins naming a device ban their *source* on this
+/// node (0x9F), not the device, and nothing reaches the ledger; evidence
+/// of a misused valid credential (here valid proofs for used packet
+/// numbers) blacklists the device on the ledger, and a second broker node
+/// reading the same ledger refuses it too (0x8A).
+fn brute_force_bans_the_source_here_and_evidence_bans_the_device_everywhere(b: Backend) {
     let opts = [
         ("auth-failure-limit", "3"),
         ("auth-failure-delay-max-ms", "200"),
+        ("evidence-limit", "2"),
     ];
     let Some(net) = Network::start(b, &opts) else {
         return;
     };
+    let attacker = source(2);
     let wrong = net.key("supplier-humidity-sensor");
     for attempt in 1..=3 {
-        let hs = otp_connect(net.port(), SENSOR, &wrong, fresh_packet_number());
+        let hs = otp_connect_from(attacker, net.port(), SENSOR, &wrong, fresh_packet_number());
         assert_eq!(hs.code, Some(0x87), "attempt {attempt}");
     }
-    // Banned at once on this node, even with the right key…
+    // The source is refused now, even with the right key…
     let key = net.key(SENSOR);
+    let hs = otp_connect_from(attacker, net.port(), SENSOR, &key, fresh_packet_number());
+    assert_eq!(hs.code, Some(0x9F), "connection rate exceeded");
+    assert!(hs.challenge.is_none());
+    // …but the device, from its own address, is not.
+    let hs = otp_connect(net.port(), SENSOR, &key, fresh_packet_number());
+    assert_eq!(hs.code, Some(0), "{}", net.broker.log_tail());
+    let show = net.admin_ok("supplier-admin", &["device", "show", SENSOR]);
+    assert!(!show.contains("blacklisted"), "{show}");
+
+    // Valid proofs for a used packet number: only the key holder makes them.
+    let n = fresh_packet_number();
+    assert_eq!(otp_connect(net.port(), SENSOR, &key, n).code, Some(0));
+    for _ in 0..2 {
+        assert_eq!(otp_connect(net.port(), SENSOR, &key, n).code, Some(0x87));
+    }
+    // Banned at once on this node…
     let hs = otp_connect(net.port(), SENSOR, &key, fresh_packet_number());
     assert_eq!(hs.code, Some(0x8A));
-    // …and on the ledger.
+    // …and on the ledger, with the replay reason and the evidence digest.
     eventually("the blacklist entry on the ledger", || {
         let out = net.admin_ok("supplier-admin", &["device", "show", SENSOR]);
-        out.contains("blacklisted")
+        out.contains("blacklisted") && out.contains("reason=2")
     });
     let second = net.second_node();
     let hs = otp_connect(second.port, SENSOR, &key, fresh_packet_number());
     assert_eq!(hs.code, Some(0x8A), "{}", second.log_tail());
-    let (_, code) = totp_connect(second.port, SENSOR, &key, true);
+    let at_second = net.totp_key_at(SENSOR, "broker-manufacturer");
+    let (_, code) = totp_connect(second.port, SENSOR, &at_second, true);
     assert_eq!(code, 0x05, "3.1.1 has no 'banned': not authorized");
     // Other devices are unaffected.
     let hs = otp_connect(
@@ -738,7 +455,7 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
         return;
     };
     let dev = "manufacturer-end-device";
-    let key = net.key(dev);
+    let key = net.totp_key(dev);
     next_totp_step();
     let (mut c, code) = totp_connect(net.port(), dev, &key, false);
     assert_eq!(code, 0);
@@ -820,23 +537,29 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
 /// CVE-2017-7650 class: a client id or user name with wildcards never
 /// widens a right, it is simply not a registered device.
 fn wildcard_identities_never_widen_rights(b: Backend) {
-    let Some(net) = Network::start(b, &[]) else {
+    // Eight refused logins from one source: no source ban, short delays.
+    let opts = [
+        ("auth-failure-limit", "0"),
+        ("auth-failure-delay-max-ms", "100"),
+    ];
+    let Some(net) = Network::start(b, &opts) else {
         return;
     };
     let key = net.key(SENSOR);
+    let totp_key = net.totp_key(SENSOR);
     for id in ["#", "+", "supplier-temperature-sensor/#", "+/+"] {
         let hs = otp_connect(net.port(), id, &key, fresh_packet_number());
         assert_eq!(hs.code, Some(0x87), "client id {id:?}");
         let mut c = Connect::v3(id);
         c.username = Some(id.into());
-        c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
+        c.password = Some(totp(&totp_key, unix_secs(), TOTP_STEP, 8).into_bytes());
         let (_, ack) = Client::connect(net.port(), c);
-        assert_eq!(ack.code, 0x05, "user name {id:?}");
+        assert_eq!(ack.code, 0x04, "user name {id:?}: as a wrong code");
     }
     // User name of one device, client id of another: refused.
     let mut c = Connect::v3("customer-end-device");
     c.username = Some(SENSOR.into());
-    c.password = Some(totp(&key, unix_secs(), TOTP_STEP, 8).into_bytes());
+    c.password = Some(totp(&totp_key, unix_secs(), TOTP_STEP, 8).into_bytes());
     let (_, ack) = Client::connect(net.port(), c);
     assert_eq!(ack.code, 0x02, "identifier rejected");
 }
@@ -963,7 +686,7 @@ fn replay_counters_survive_a_restart(b: Backend) {
     let n = fresh_packet_number();
     assert_eq!(otp_connect(net.port(), SENSOR, &key, n).code, Some(0));
     next_totp_step();
-    let code = totp(&key, unix_secs(), TOTP_STEP, 8);
+    let code = totp(&net.totp_key(SENSOR), unix_secs(), TOTP_STEP, 8);
     let login = |port: u16| {
         let mut c = Connect::v3(SENSOR);
         c.username = Some(SENSOR.into());
@@ -982,13 +705,11 @@ fn replay_counters_survive_a_restart(b: Backend) {
 }
 
 /// With its ledger unreachable a broker keeps deciding from the registry
-/// it has read, and a ban it decides holds on this node meanwhile.
+/// it has read, and a ban it decides on evidence holds on this node
+/// meanwhile.
 #[test]
 fn a_broker_keeps_serving_when_its_ledger_goes_down() {
-    let opts = [
-        ("auth-failure-limit", "2"),
-        ("auth-failure-delay-max-ms", "100"),
-    ];
+    let opts = [("evidence-limit", "2")];
     let Some(mut net) = Network::start(Backend::Anvil, &opts) else {
         return;
     };
@@ -1000,23 +721,15 @@ fn a_broker_keeps_serving_when_its_ledger_goes_down() {
     assert_eq!(reader.recv_publish().payload, b"20.1");
     let mut c = otp_client(&net, "manufacturer-end-device");
     assert_eq!(c.publish(TEMPERATURE, b"x", 1, false), 0x87);
-    let wrong = net.key("supplier-humidity-sensor");
+    // Evidence: valid proofs of the retailer's device for a used packet number.
     let key = net.key("retailer-end-device");
+    let n = fresh_packet_number();
+    let device = "retailer-end-device";
+    assert_eq!(otp_connect(net.port(), device, &key, n).code, Some(0));
     for _ in 0..2 {
-        let hs = otp_connect(
-            net.port(),
-            "retailer-end-device",
-            &wrong,
-            fresh_packet_number(),
-        );
-        assert_eq!(hs.code, Some(0x87));
+        assert_eq!(otp_connect(net.port(), device, &key, n).code, Some(0x87));
     }
-    let hs = otp_connect(
-        net.port(),
-        "retailer-end-device",
-        &key,
-        fresh_packet_number(),
-    );
+    let hs = otp_connect(net.port(), device, &key, fresh_packet_number());
     assert_eq!(
         hs.code,
         Some(0x8A),
@@ -1037,6 +750,12 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
     };
     let bundles = net.dir.join("bundles");
     let port = net.port().to_string();
+    // Retailer devices logging in at the supplier's node: their codes are
+    // for that node.
+    let node = format!(
+        "0x{}",
+        alloy_primitives::hex::encode(net.node_account("broker-supplier"))
+    );
     let bench = |method: &str| -> String {
         ok(
             &net.dir,
@@ -1057,6 +776,8 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
                 "1",
                 "--totp-step",
                 "2",
+                "--broker-account",
+                &node,
                 "--json",
             ],
         )
@@ -1116,7 +837,7 @@ on_both_ledgers!(
     sensor_data_reaches_exactly_the_authorised_end_devices,
     unauthorised_publish_is_refused_and_disconnected,
     refusal_policy_is_configurable_but_qos0_refusals_always_disconnect,
-    brute_force_blacklists_on_the_ledger_for_every_node,
+    brute_force_bans_the_source_here_and_evidence_bans_the_device_everywhere,
     ledger_changes_act_on_live_sessions,
     reauthentication_works_and_a_wrong_proof_disconnects,
     status_topics_report_refusals_to_311_devices,

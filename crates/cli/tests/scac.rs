@@ -54,31 +54,47 @@ fn default_suite_authenticates_both_sides_and_rolls_payload_keys() {
     assert_eq!((p.qos, p.payload.as_slice()), (1, &b"plain"[..]));
 }
 
-/// Spoofing: a device key other than the registered one is refused with
-/// 0x87, and the UID is then locked out for `scac_lockout` seconds, even
-/// with the right key.
+/// Spoofing: a device key other than the registered one gets a decoy step
+/// 2 (the broker does not tell whether it knows the device or the key),
+/// which the impostor cannot verify; walking away counts as a failure and
+/// locks the impostor's *source* out of SCAC for `scac_lockout` seconds —
+/// even with the right key — while the genuine device elsewhere, and
+/// anyone else, are not locked out by someone naming its UID.
 #[test]
-fn wrong_device_key_is_refused_and_locks_the_uid_out() {
+fn wrong_device_key_is_refused_and_locks_its_source_out() {
     let Some(net) = Net::start(&[("scac-lockout", "2")], false) else {
         return;
     };
     let impostor: Arc<dyn Ed25519Signer> = Arc::new(SoftwareEd25519::from_seed(&[7; 32]));
-    let hs = handshake(
+    let attacker: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    let mut hs = handshake(
         net.port(),
         Suite::Default,
         SENSOR,
         &LocalKey::Ed25519(impostor),
         &net.broker_key(SENSOR),
-        Options::default(),
+        Options {
+            from: Some(attacker),
+            ..Options::default()
+        },
     );
-    assert_eq!(hs.code, Some(0x87));
-    assert!(hs.step3.is_none(), "no step 2 for a forged step 1");
-    let locked = net.handshake(SENSOR, Options::default());
-    assert_eq!(locked.code, Some(0x87), "locked out right after a failure");
-    // Other devices are not affected.
+    assert!(hs.refused_step2, "a decoy step 2 for a forged step 1");
+    assert_eq!(hs.code, None);
+    hs.client.expect_closed();
+    let locked = net.handshake(
+        SENSOR,
+        Options {
+            from: Some(attacker),
+            ..Options::default()
+        },
+    );
+    assert_eq!(locked.code, Some(0x87), "the source is locked out");
+    assert!(locked.step3.is_none(), "refused at step 1");
+    // The genuine device, from its own address, and other devices connect.
+    net.connect(SENSOR);
     net.connect(READER);
     std::thread::sleep(Duration::from_millis(2_500));
-    net.connect(SENSOR);
+    net.connect_from(attacker, SENSOR);
 }
 
 /// Man in the middle: any altered byte of step 3 is refused with 0x87; an
@@ -271,7 +287,7 @@ fn compatibility_suite_is_off_by_default_and_works_when_enabled() {
     card.publish(TOPIC, b"20.3");
     assert_eq!(card.receive(), b"20.3");
     assert_eq!(reader.receive(), b"20.3");
-    // A wrong card key is refused.
+    // A wrong card key gets a decoy step 2 the card cannot verify.
     let other = InMemoryRsa::from_primes(
         &hex::decode(BROKER_RSA_P).unwrap(),
         &hex::decode(BROKER_RSA_Q).unwrap(),
@@ -285,7 +301,7 @@ fn compatibility_suite_is_off_by_default_and_works_when_enabled() {
         &broker_rsa_public(),
         Options::default(),
     );
-    assert_eq!(hs.code, Some(0x87));
+    assert!(hs.refused_step2, "the decoy step 2 does not verify");
 }
 
 /// Re-authentication would need new payload keys mid-stream: refused.
@@ -393,11 +409,14 @@ fn device_cli_drives_both_suites() {
         .unwrap();
     ok(&other);
     let other_key = format!("file:{}#other", net.dir.join("other-keys").display());
+    // The broker answers a decoy step 2 (it does not tell whether it knows
+    // the device or the key): the device refuses it.
     let out = run(SENSOR, &["--device-key", &other_key, "connect"]);
     assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Auth Error"), "{err}");
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("0x87"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err.contains("does not know this device or this key"),
+        "{err}"
     );
 }

@@ -100,7 +100,8 @@ async fn view_is_built_from_events_follows_blocks_and_notifies_revocations() {
         }
     );
     assert!(!view.can_subscribe("m-end", "raw/temperature"));
-    r.blacklist_device(broker, "temp-1", u64::MAX, 1)
+    let evidence = B256::repeat_byte(0xe7);
+    r.blacklist_device(broker, "temp-1", u64::MAX, 2, evidence)
         .await
         .unwrap();
     assert_eq!(
@@ -108,8 +109,13 @@ async fn view_is_built_from_events_follows_blocks_and_notifies_revocations() {
         RegistryEvent::Blacklisted {
             id: "temp-1".into(),
             until: u64::MAX,
-            reason: 1
+            reason: 2,
+            evidence
         }
+    );
+    assert_eq!(
+        view.blacklist_entry("temp-1").map(|b| b.evidence),
+        Some(evidence)
     );
     assert!(view.is_blacklisted("temp-1"));
     assert!(!view.can_publish("temp-1", "raw/temperature"));

@@ -2,8 +2,14 @@
 //!
 //! Every variant says precisely what went wrong, for the broker's logs and
 //! the audit log; [`OtpError::reason_code`] collapses them to the MQTT 5
-//! reason code the client sees, so a probing client learns nothing about
-//! *which* check failed (unknown, revoked and replayed all read 0x87).
+//! reason code the client sees. What a client can learn is only what its
+//! own proof earned: `LMQ-OTP-1` answers every well-formed step 1 with a
+//! challenge (a decoy for an unknown or revoked device,
+//! [`crate::OtpServer::start`]), and at step 3 an unknown, revoked or
+//! wrongly proved device all read 0x87 after the same work; only a device
+//! whose proof verifies is told it is banned (0x8A) or that its packet
+//! number is replayed. For TOTP the broker answers an unknown user name
+//! as a wrong code (0x86, [`crate::TotpVerifier::refuse_unknown`]).
 //! Descriptions never contain keys, challenges, proofs or codes.
 
 /// MQTT 5 reason code 0x86, Bad user name or password.

@@ -24,5 +24,5 @@ pub use server::{
     Authenticated, AwaitingProof, DeviceStatus, OtpDirectory, OtpServer,
     DEFAULT_CHALLENGE_LIFETIME_MS,
 };
-pub use totp::{totp, TotpVerifier};
+pub use totp::{audience_key, totp, TotpVerifier};
 pub use wire::AUTH_METHOD;

@@ -59,9 +59,14 @@ impl OtpServer {
         }
     }
 
-    /// Step 1 → 2: checks CONNECT (or AUTH 0x19) data against the directory
-    /// and draws a fresh challenge. The order of checks is: layout,
-    /// status (unknown/revoked/blacklisted), key present, replay.
+    /// Step 1 → 2: reads CONNECT (or AUTH 0x19) data and draws a fresh
+    /// challenge. Only a malformed step 1 is refused here: what the
+    /// directory says about the device is not told before the device has
+    /// proved its key, so an unknown or revoked device id gets a challenge
+    /// drawn the same way (a decoy, with its expected proof computed under
+    /// a dummy key), and a banned device or a replayed packet number is
+    /// refused only at step 3, after a proof that verifies
+    /// ([`AwaitingProof::finish`]).
     pub fn start<D, R>(
         &self,
         directory: &D,
@@ -77,27 +82,27 @@ impl OtpServer {
             device_id,
             packet_number,
         } = ConnectData::decode(auth_data)?;
-        match directory.status(&device_id) {
-            DeviceStatus::Active => {}
+        let (standing, key) = match directory.status(&device_id) {
+            DeviceStatus::Unknown => (Standing::Unknown, None),
+            DeviceStatus::Revoked => (Standing::Revoked, None),
             DeviceStatus::Blacklisted { until } if now < until => {
-                return Err(OtpError::BlacklistedDevice { device_id, until });
+                (Standing::Banned { until }, directory.otp_key(&device_id))
             }
-            DeviceStatus::Blacklisted { .. } => {}
-            DeviceStatus::Unknown => return Err(OtpError::UnknownDevice { device_id }),
-            DeviceStatus::Revoked => return Err(OtpError::RevokedDevice { device_id }),
-        }
-        let Some(key) = directory.otp_key(&device_id) else {
-            return Err(OtpError::UnknownDevice { device_id });
+            DeviceStatus::Active | DeviceStatus::Blacklisted { .. } => {
+                (Standing::Active, directory.otp_key(&device_id))
+            }
         };
-        if let Some(last_accepted) = directory.last_packet_number(&device_id) {
-            if packet_number <= last_accepted {
-                return Err(OtpError::ReplayedPacketNumber {
-                    device_id,
-                    packet_number,
-                    last_accepted,
-                });
+        let (standing, key) = match key {
+            Some(key) => (standing, key),
+            None if standing == Standing::Revoked => (standing, OtpKey::from_bytes([0; 32])),
+            None => (Standing::Unknown, OtpKey::from_bytes([0; 32])),
+        };
+        let standing = match (standing, directory.last_packet_number(&device_id)) {
+            (Standing::Active, Some(last_accepted)) if packet_number <= last_accepted => {
+                Standing::Replayed { last_accepted }
             }
-        }
+            (standing, _) => standing,
+        };
         let mut challenge = [0u8; CHALLENGE_LEN];
         rng.fill_bytes(&mut challenge);
         let expected = wire::proof(&key, &challenge, &device_id, packet_number);
@@ -107,8 +112,26 @@ impl OtpServer {
             challenge,
             expected,
             expires_at: now.saturating_add(self.challenge_lifetime_ms),
+            standing,
         })
     }
+}
+
+/// What step 1 found, told only after a proof that verifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    Active,
+    /// No device, or no key for it: the challenge is a decoy.
+    Unknown,
+    /// Revoked: the challenge is a decoy.
+    Revoked,
+    Banned {
+        until: u64,
+    },
+    /// The packet number is not above the last accepted one.
+    Replayed {
+        last_accepted: u64,
+    },
 }
 
 /// Step 2 sent, waiting for the device's step-3 proof. Holds the expected
@@ -119,6 +142,7 @@ pub struct AwaitingProof {
     challenge: [u8; CHALLENGE_LEN],
     expected: [u8; PROOF_LEN],
     expires_at: u64,
+    standing: Standing,
 }
 
 impl AwaitingProof {
@@ -140,30 +164,56 @@ impl AwaitingProof {
         self.expires_at
     }
 
-    /// Step 3: checks the client's proof in constant time.
+    /// Step 3: checks the client's proof in constant time. The checks
+    /// (lifetime, length, proof) run in the same order and with the same
+    /// work whatever step 1 found, and a proof that does not verify is
+    /// [`OtpError::WrongProof`] for every device id, known or not. Only a
+    /// proof that verifies is told the device's standing: banned
+    /// ([`OtpError::BlacklistedDevice`], 0x8A) or a replayed packet number
+    /// ([`OtpError::ReplayedPacketNumber`], which only the key holder can
+    /// produce). An unknown or revoked device fails as
+    /// [`OtpError::UnknownDevice`] / [`OtpError::RevokedDevice`], with the
+    /// reason code of a wrong proof.
     pub fn finish(self, proof: &[u8], now: u64) -> Result<Authenticated, OtpError> {
+        let device_id = || self.device_id.clone();
         if now >= self.expires_at {
             return Err(OtpError::ChallengeExpired {
-                device_id: self.device_id.clone(),
+                device_id: device_id(),
                 expired_at: self.expires_at,
                 now,
             });
         }
         if proof.len() != PROOF_LEN {
             return Err(OtpError::MalformedProof {
-                device_id: self.device_id.clone(),
+                device_id: device_id(),
                 len: proof.len(),
             });
         }
-        if !bool::from(self.expected.ct_eq(proof)) {
-            return Err(OtpError::WrongProof {
-                device_id: self.device_id.clone(),
-            });
+        let verified = bool::from(self.expected.ct_eq(proof));
+        match self.standing {
+            Standing::Unknown => Err(OtpError::UnknownDevice {
+                device_id: device_id(),
+            }),
+            Standing::Revoked => Err(OtpError::RevokedDevice {
+                device_id: device_id(),
+            }),
+            _ if !verified => Err(OtpError::WrongProof {
+                device_id: device_id(),
+            }),
+            Standing::Banned { until } => Err(OtpError::BlacklistedDevice {
+                device_id: device_id(),
+                until,
+            }),
+            Standing::Replayed { last_accepted } => Err(OtpError::ReplayedPacketNumber {
+                device_id: device_id(),
+                packet_number: self.packet_number,
+                last_accepted,
+            }),
+            Standing::Active => Ok(Authenticated {
+                device_id: device_id(),
+                packet_number: self.packet_number,
+            }),
         }
-        Ok(Authenticated {
-            device_id: self.device_id.clone(),
-            packet_number: self.packet_number,
-        })
     }
 }
 

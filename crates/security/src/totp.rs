@@ -1,7 +1,9 @@
 //! TOTP (RFC 6238, HMAC-SHA256) for MQTT 3.1.1 clients, which have no
-//! AUTH packet: user name = device id, password = TOTP over the device OTP
-//! key. The caller keeps the last accepted counter per device and passes
-//! it in, so a code is good for one login only.
+//! AUTH packet: user name = device id, password = TOTP over the device's
+//! key *for the broker node it logs in to* ([`audience_key`]), so a code
+//! accepted by one node is worthless at every other. The caller keeps the
+//! last accepted counter per device and passes it in, so a code is good
+//! for one login only.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -10,8 +12,24 @@ use subtle::ConstantTimeEq;
 use crate::{OtpError, OtpKey};
 
 pub const DEFAULT_STEP_SECS: u64 = 30;
+/// Domain separation of the audience key derivation.
+pub const AUDIENCE_LABEL: &[u8] = b"LMQ-TOTP-1 audience";
 pub const DEFAULT_DIGITS: u32 = 8;
 pub const DEFAULT_WINDOW: u64 = 1;
+
+/// The TOTP key of a device for one broker node (the code's audience):
+/// `K_aud = HMAC-SHA256(otp_key, "LMQ-TOTP-1 audience" ‖ node account)`,
+/// the account being the node's 20-byte ledger address. Both the device
+/// and the node compute it; the password is [`totp`] over it.
+pub fn audience_key(key: &OtpKey, node_account: &[u8; 20]) -> OtpKey {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.expose()).expect("HMAC takes any key length");
+    mac.update(AUDIENCE_LABEL);
+    mac.update(node_account);
+    let mut out: [u8; 32] = mac.finalize().into_bytes().into();
+    let derived = OtpKey::from_bytes(out);
+    zeroize::Zeroize::zeroize(&mut out);
+    derived
+}
 
 /// The RFC 6238 code for `counter` (RFC 4226 dynamic truncation).
 fn code_for_counter(key: &OtpKey, counter: u64, digits: u32) -> String {
@@ -102,6 +120,24 @@ impl TotpVerifier {
                 last_accepted,
             }),
             _ => Err(OtpError::WrongTotp { first, last }),
+        }
+    }
+
+    /// The refusal of `code` for a user name the broker has no key for,
+    /// after the same work as [`verify`](Self::verify) with an audience
+    /// key: the answer (and its timing) is that of a wrong code, so the
+    /// user name's existence is not told.
+    pub fn refuse_unknown(&self, code: &str, unix_time: u64, node_account: &[u8; 20]) -> OtpError {
+        let dummy = audience_key(&OtpKey::from_bytes([0; 32]), node_account);
+        match self.verify(&dummy, code, unix_time, None) {
+            Err(e) => e,
+            Ok(_) => {
+                let counter = unix_time / self.step_secs;
+                OtpError::WrongTotp {
+                    first: counter.saturating_sub(self.window),
+                    last: counter.saturating_add(self.window),
+                }
+            }
         }
     }
 }
@@ -207,6 +243,49 @@ mod tests {
             assert_eq!(err, OtpError::MalformedTotp { digits: 8 }, "{bad:?}");
             assert_eq!(err.reason_code(), 0x86);
         }
+    }
+
+    /// docs/device-auth.md "TOTP audience": the key and codes of a device
+    /// for broker node 0x000102…13.
+    #[test]
+    fn audience_key_vector() {
+        let node: [u8; 20] = std::array::from_fn(|i| i as u8);
+        let k_aud = audience_key(&rfc_key(), &node);
+        let hex: String = k_aud.expose().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex, AUDIENCE_VECTOR_KEY);
+        for (time, code) in AUDIENCE_VECTOR_CODES {
+            assert_eq!(totp(&k_aud, time, 30, 8), code, "T = {time}");
+        }
+    }
+
+    const AUDIENCE_VECTOR_KEY: &str =
+        "4aa81eb83512550125f7a1b77df2207ab0763d7aa805e59600f5ccdaad71a527";
+    const AUDIENCE_VECTOR_CODES: [(u64, &str); 2] = [(59, "33036460"), (1_111_111_109, "89053638")];
+
+    #[test]
+    fn a_code_for_one_node_is_not_a_code_for_another() {
+        let verifier = TotpVerifier::default();
+        let a = audience_key(&rfc_key(), &[0xaa; 20]);
+        let b = audience_key(&rfc_key(), &[0xbb; 20]);
+        let code = totp(&a, 1_000_000, 30, 8);
+        assert!(verifier.verify(&a, &code, 1_000_000, None).is_ok());
+        let err = verifier.verify(&b, &code, 1_000_000, None).unwrap_err();
+        assert!(matches!(err, OtpError::WrongTotp { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_user_name_is_refused_like_a_wrong_code() {
+        let verifier = TotpVerifier::default();
+        let key = audience_key(&rfc_key(), &[0xaa; 20]);
+        let wrong = verifier
+            .verify(&key, "12345678", 1_000_000, None)
+            .unwrap_err();
+        let unknown = verifier.refuse_unknown("12345678", 1_000_000, &[0xaa; 20]);
+        assert_eq!(unknown, wrong);
+        assert_eq!(
+            verifier.refuse_unknown("1234", 1_000_000, &[0xaa; 20]),
+            OtpError::MalformedTotp { digits: 8 }
+        );
     }
 
     #[test]

@@ -137,15 +137,31 @@ fn each_exchange_draws_a_fresh_challenge() {
     assert_ne!(a.challenge(), b.challenge());
 }
 
+/// Runs a whole exchange of `DEVICE` with `data` and a proof under `key`.
+fn exchange(
+    dir: &Directory,
+    data: &[u8],
+    key: [u8; 32],
+    packet_number: u64,
+) -> Result<Authenticated, OtpError> {
+    let awaiting = OtpServer::default().start(dir, data, T0, &mut OsRng)?;
+    let proof = OtpClient::proof(
+        &OtpKey::from_bytes(key),
+        awaiting.challenge(),
+        DEVICE,
+        packet_number,
+    );
+    awaiting.finish(&proof, T0)
+}
+
 #[test]
-fn replayed_packet_number_is_refused_with_0x87() {
+fn replayed_packet_number_is_refused_with_0x87_after_a_valid_proof() {
     let mut dir = Directory::with_active(DEVICE, KEY);
     dir.device(DEVICE).last_packet_number = Some(5);
     for packet_number in [0, 4, 5] {
         let data = OtpClient::connect_data(DEVICE, packet_number).unwrap();
-        let err = OtpServer::default()
-            .start(&dir, &data, T0, &mut OsRng)
-            .unwrap_err();
+        // Only the key holder gets this far: the proof verifies.
+        let err = exchange(&dir, &data, KEY, packet_number).unwrap_err();
         assert_eq!(
             err,
             OtpError::ReplayedPacketNumber {
@@ -155,20 +171,60 @@ fn replayed_packet_number_is_refused_with_0x87() {
             }
         );
         assert_eq!(err.reason_code(), 0x87);
+        // Anyone else replaying the step 1 fails as a wrong proof.
+        let err = exchange(&dir, &data, [0x43; 32], packet_number).unwrap_err();
+        assert_eq!(
+            err,
+            OtpError::WrongProof {
+                device_id: DEVICE.into()
+            }
+        );
     }
     let data = OtpClient::connect_data(DEVICE, 6).unwrap();
-    assert!(OtpServer::default()
-        .start(&dir, &data, T0, &mut OsRng)
-        .is_ok());
+    assert!(exchange(&dir, &data, KEY, 6).is_ok());
+}
+
+/// Step 1 tells nothing: a challenge of the same length for every id.
+#[test]
+fn every_well_formed_step1_is_challenged() {
+    let mut dir = Directory::with_active(DEVICE, KEY);
+    dir.0.insert(
+        "revoked".into(),
+        common::Device {
+            key: Some([1; 32]),
+            status: Some(DeviceStatus::Revoked),
+            last_packet_number: None,
+        },
+    );
+    for id in [DEVICE, "stranger", "revoked"] {
+        let data = OtpClient::connect_data(id, 1).unwrap();
+        let a = OtpServer::default()
+            .start(&dir, &data, T0, &mut OsRng)
+            .unwrap();
+        let b = OtpServer::default()
+            .start(&dir, &data, T0, &mut OsRng)
+            .unwrap();
+        assert_eq!(a.challenge().len(), 32);
+        assert_ne!(a.challenge(), b.challenge(), "{id}: fresh each time");
+        assert_eq!(a.expires_at(), T0 + 30_000);
+    }
 }
 
 #[test]
-fn unknown_device_is_refused_with_0x87() {
+fn unknown_device_is_refused_with_0x87_at_step_3() {
     let dir = Directory::with_active(DEVICE, KEY);
     let data = OtpClient::connect_data("stranger", 1).unwrap();
-    let err = OtpServer::default()
+    let awaiting = OtpServer::default()
         .start(&dir, &data, T0, &mut OsRng)
-        .unwrap_err();
+        .unwrap();
+    // Even a proof under the all-zero dummy key of the decoy is refused.
+    let proof = OtpClient::proof(
+        &OtpKey::from_bytes([0; 32]),
+        awaiting.challenge(),
+        "stranger",
+        1,
+    );
+    let err = awaiting.finish(&proof, T0).unwrap_err();
     assert_eq!(
         err,
         OtpError::UnknownDevice {
@@ -183,11 +239,8 @@ fn active_device_without_key_is_refused_as_unknown() {
     let mut dir = Directory::with_active(DEVICE, KEY);
     dir.device(DEVICE).key = None;
     let data = OtpClient::connect_data(DEVICE, 1).unwrap();
-    let err = OtpServer::default()
-        .start(&dir, &data, T0, &mut OsRng)
-        .unwrap_err();
     assert_eq!(
-        err,
+        exchange(&dir, &data, KEY, 1).unwrap_err(),
         OtpError::UnknownDevice {
             device_id: DEVICE.into()
         }
@@ -195,13 +248,11 @@ fn active_device_without_key_is_refused_as_unknown() {
 }
 
 #[test]
-fn revoked_device_is_refused_with_0x87() {
+fn revoked_device_is_refused_with_0x87_even_with_its_key() {
     let mut dir = Directory::with_active(DEVICE, KEY);
     dir.device(DEVICE).status = Some(DeviceStatus::Revoked);
     let data = OtpClient::connect_data(DEVICE, 1).unwrap();
-    let err = OtpServer::default()
-        .start(&dir, &data, T0, &mut OsRng)
-        .unwrap_err();
+    let err = exchange(&dir, &data, KEY, 1).unwrap_err();
     assert_eq!(
         err,
         OtpError::RevokedDevice {
@@ -212,13 +263,11 @@ fn revoked_device_is_refused_with_0x87() {
 }
 
 #[test]
-fn blacklisted_device_is_banned_with_0x8a() {
+fn blacklisted_device_is_told_0x8a_only_after_a_valid_proof() {
     let mut dir = Directory::with_active(DEVICE, KEY);
     dir.device(DEVICE).status = Some(DeviceStatus::Blacklisted { until: T0 + 60_000 });
     let data = OtpClient::connect_data(DEVICE, 1).unwrap();
-    let err = OtpServer::default()
-        .start(&dir, &data, T0, &mut OsRng)
-        .unwrap_err();
+    let err = exchange(&dir, &data, KEY, 1).unwrap_err();
     assert_eq!(
         err,
         OtpError::BlacklistedDevice {
@@ -228,6 +277,8 @@ fn blacklisted_device_is_banned_with_0x8a() {
     );
     assert_eq!(err.reason_code(), 0x8A);
     assert_eq!(err.connack_return_code_v311(), 0x05);
+    let err = exchange(&dir, &data, [0x43; 32], 1).unwrap_err();
+    assert_eq!(err.reason_code(), 0x87, "an unproven claim: {err}");
 }
 
 #[test]
@@ -278,14 +329,20 @@ fn reauthentication_with_the_next_packet_number_succeeds() {
     let done = first.finish(&proof, T0).unwrap();
     dir.device(DEVICE).last_packet_number = Some(done.packet_number);
 
-    // AUTH 0x19 carrying step-1 data again, with a new packet number.
-    let replay = server.start(
-        &dir,
-        &OtpClient::connect_data(DEVICE, 1).unwrap(),
-        T0 + 5,
-        &mut rng,
+    // AUTH 0x19 carrying step-1 data again, with the used packet number.
+    let replay = server
+        .start(
+            &dir,
+            &OtpClient::connect_data(DEVICE, 1).unwrap(),
+            T0 + 5,
+            &mut rng,
+        )
+        .unwrap();
+    let proof = proof_for(replay.challenge(), 1);
+    assert_eq!(
+        replay.finish(&proof, T0 + 5).unwrap_err().reason_code(),
+        0x87
     );
-    assert_eq!(replay.unwrap_err().reason_code(), 0x87);
     let again = server
         .start(
             &dir,

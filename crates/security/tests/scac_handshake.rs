@@ -127,6 +127,79 @@ fn impostor_broker_is_refused_by_the_client() {
     }
 }
 
+/// Step 2 does not tell whether the UID is known or step 1 verified: a
+/// decoy of the same length, which the client refuses as it refuses an
+/// impostor broker's (it cannot tell them apart), and whose state refuses
+/// any step 3 with the step-1 error.
+#[test]
+fn an_unverified_step1_gets_a_decoy_step2_of_the_same_shape() {
+    for p in both_suites() {
+        let genuine = handshake(&p);
+        let impostor = match p.suite {
+            Suite::Default => ed25519([0x33; 32]),
+            Suite::RsaCompat => rsa_broker_local(),
+        };
+        let (client, forged) =
+            ClientHandshake::start(p.suite, p.uid, &impostor, &p.broker_pub).unwrap();
+        let mut r = rng([9; 32]);
+        let (known, step2) = BrokerHandshake::start_or_decoy(
+            p.suite,
+            &p.broker,
+            Some(&p.device_pub),
+            &forged,
+            &mut r,
+        )
+        .unwrap();
+        assert_eq!(step2.len(), genuine.step2.len(), "{}", p.suite);
+        assert_eq!(known.uid(), p.uid);
+        let err = client.on_step2(&step2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ScacError::BadProof { step: 2, .. } | ScacError::Decryption { step: 2 }
+            ),
+            "{}: {err}",
+            p.suite
+        );
+        assert_eq!(
+            known.finish(&genuine.step3).unwrap_err(),
+            ScacError::BadProof {
+                step: 1,
+                signer: Party::Device
+            },
+            "{}",
+            p.suite
+        );
+        // An unknown UID: the genuine step 1, no key to check it with.
+        let (unknown, step2) =
+            BrokerHandshake::start_or_decoy(p.suite, &p.broker, None, &genuine.step1, &mut r)
+                .unwrap();
+        assert_eq!(step2.len(), genuine.step2.len(), "{}", p.suite);
+        assert_eq!(
+            unknown.finish(&genuine.step3).unwrap_err(),
+            ScacError::UnknownDevice
+        );
+        // A genuine step 1 with its key is answered for real.
+        let (client, step1) =
+            ClientHandshake::start(p.suite, p.uid, &p.device, &p.broker_pub).unwrap();
+        let (broker, step2) = BrokerHandshake::start_or_decoy(
+            p.suite,
+            &p.broker,
+            Some(&p.device_pub),
+            &step1,
+            &mut r,
+        )
+        .unwrap();
+        let (step3, _) = client.on_step2(&step2).unwrap();
+        assert!(broker.finish(&step3).is_ok(), "{}", p.suite);
+        // A malformed step 1 is refused at once, whatever the UID.
+        assert!(matches!(
+            BrokerHandshake::start_or_decoy(p.suite, &p.broker, None, &step1[..10], &mut r),
+            Err(ScacError::Malformed { step: 1, .. })
+        ));
+    }
+}
+
 #[test]
 fn step1_addressed_to_another_broker_is_refused() {
     let p = parties(Suite::Default);

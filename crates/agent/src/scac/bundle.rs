@@ -135,7 +135,7 @@ fn list(brokers: &[BrokerNode]) -> String {
     }
 }
 
-fn parse_account(text: &str) -> Result<[u8; 20], ClientError> {
+pub(crate) fn parse_account(text: &str) -> Result<[u8; 20], ClientError> {
     let digits = text
         .strip_prefix("0x")
         .or_else(|| text.strip_prefix("0X"))

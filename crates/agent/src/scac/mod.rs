@@ -11,7 +11,7 @@
 //! ([`ScacCredentials`]), and the broker's public key (the bundle's
 //! broker nodes, or an RSA public key file for the compatibility suite).
 
-mod bundle;
+pub(crate) mod bundle;
 mod keys;
 pub(crate) mod steps;
 

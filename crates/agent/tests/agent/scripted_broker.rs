@@ -13,7 +13,9 @@ use ledgermq_agent::{
 use ledgermq_proto::{
     Auth as AuthPacket, Disconnect, Packet, Properties, PubResp, Publish, SubAck,
 };
-use ledgermq_security::{DeviceStatus, OtpDirectory, OtpServer, TotpVerifier, AUTH_METHOD};
+use ledgermq_security::{
+    audience_key, DeviceStatus, OtpDirectory, OtpServer, TotpVerifier, AUTH_METHOD,
+};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
@@ -21,6 +23,8 @@ use crate::peer::{listen, Peer};
 
 const DEVICE: &str = "sensor-42";
 const KEY: [u8; 32] = [0x42; 32];
+/// The scripted broker's node account (the audience of TOTP codes).
+const NODE: [u8; 20] = [0xaa; 20];
 const WAIT: Duration = Duration::from_secs(5);
 
 /// The broker's view of the one registered device.
@@ -226,6 +230,7 @@ fn totp_options(addr: &str) -> ClientOptions {
     opts.protocol = Protocol::V311;
     opts.auth = Auth::Totp {
         key: OtpKey::from_bytes(KEY),
+        audience: NODE,
         step_secs: 30,
         digits: 8,
     };
@@ -247,10 +252,15 @@ async fn totp_login_is_device_id_and_a_code_the_reference_verifier_accepts() {
         );
         let code = String::from_utf8(c.password.unwrap().to_vec()).unwrap();
         let now = now_ms() / 1000;
-        let key = OtpKey::from_bytes(KEY);
+        // The code is for this node: made over the audience key.
+        let key = audience_key(&OtpKey::from_bytes(KEY), &NODE);
         TotpVerifier::default()
             .verify(&key, &code, now, None)
             .expect("valid TOTP");
+        let other = audience_key(&OtpKey::from_bytes(KEY), &[0xbb; 20]);
+        assert!(TotpVerifier::default()
+            .verify(&other, &code, now, None)
+            .is_err());
         peer.connack(ReasonCode::SUCCESS).await;
         // Second connection: refused the 3.1.1 way (return code 5).
         let mut peer = Peer::accept(&listener).await;

@@ -10,9 +10,10 @@
 //! across runs too (Unix microseconds).
 //!
 //! `--method totp`: an MQTT 3.1.1 login (user name = device id, password =
-//! the current TOTP) of every device once, C at a time. The broker accepts
-//! a TOTP code once per device (replay protection), so a device can log in
-//! once per time step: the run measures over the devices there are.
+//! the current TOTP for the broker node measured, `--broker-account`) of
+//! every device once, C at a time. The broker accepts a TOTP code once per
+//! device (replay protection), so a device can log in once per time step:
+//! the run measures over the devices there are.
 //!
 //! The latency of a login is from the TCP connect to the CONNACK; the rate
 //! counts whole rounds (with the DISCONNECT) over the wall-clock time.
@@ -53,6 +54,9 @@ const FAILURE_PAUSE: Duration = Duration::from_millis(20);
 pub struct Device {
     pub id: String,
     pub key: OtpKey,
+    /// The bundle's only broker node of the device's organisation, the
+    /// default audience of its TOTP codes.
+    pub own_node: Option<[u8; 20]>,
 }
 
 /// Loads the provisioning bundles in `dir` whose file name starts with
@@ -67,9 +71,19 @@ pub fn load_devices(dir: &Path, prefix: &str) -> Result<Vec<Device>> {
             let key = bundle
                 .otp_key_bytes()
                 .with_context(|| format!("bad OTP key in {}", path.display()))?;
+            let own: Vec<[u8; 20]> = bundle
+                .brokers
+                .iter()
+                .filter(|b| b.org == bundle.org)
+                .map(|b| b.account.0 .0)
+                .collect();
             Ok(Device {
                 id: bundle.device_id.clone(),
                 key: OtpKey::from_bytes(*key),
+                own_node: match own.as_slice() {
+                    [only] => Some(*only),
+                    _ => None,
+                },
             })
         })
         .collect()
@@ -163,6 +177,10 @@ pub struct AuthArgs {
     /// TOTP digits of the broker.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(6..=9))]
     pub totp_digits: u32,
+    /// TOTP: the ledger account of the broker node measured (each code is
+    /// for one node) [default: each bundle's only node of its organisation].
+    #[arg(long, value_name = "0x…")]
+    pub broker_account: Option<alloy_primitives::Address>,
     /// Threads of the load generator; 0 = one per core.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
@@ -308,6 +326,24 @@ async fn execute(args: &AuthArgs, devices: Devices) -> Result<Outcome> {
             })
             .collect(),
         (Method::Totp, Devices::Otp(devices)) => {
+            let devices: Vec<(Device, OtpKey)> = devices
+                .into_iter()
+                .map(|d| {
+                    let node = args
+                        .broker_account
+                        .map(|a| a.0 .0)
+                        .or(d.own_node)
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "cannot tell which broker node the TOTP codes of {} are for: \
+                                 give --broker-account 0x…",
+                                d.id
+                            )
+                        })?;
+                    let key = ledgermq_security::audience_key(&d.key, &node);
+                    Ok((d, key))
+                })
+                .collect::<Result<_>>()?;
             let devices = Arc::new(devices);
             let next = Arc::new(AtomicUsize::new(0));
             let (step, digits) = (args.totp_step, args.totp_digits);
@@ -368,7 +404,7 @@ async fn login_worker(
 
 async fn totp_worker(
     addr: SocketAddr,
-    devices: Arc<Vec<Device>>,
+    devices: Arc<Vec<(Device, OtpKey)>>,
     next: Arc<AtomicUsize>,
     stop_at: Instant,
     step: u64,
@@ -377,11 +413,11 @@ async fn totp_worker(
     let mut report = WorkerReport::default();
     let mut conn = Conn::new(Protocol::V311);
     while Instant::now() < stop_at {
-        let Some(device) = devices.get(next.fetch_add(1, Ordering::Relaxed)) else {
+        let Some((device, key)) = devices.get(next.fetch_add(1, Ordering::Relaxed)) else {
             break;
         };
         let started = Instant::now();
-        let code = totp(&device.key, unix_secs(), step, digits);
+        let code = totp(key, unix_secs(), step, digits);
         match conn.totp_login(addr, device, code).await {
             Ok(stream) => {
                 report.latency.record(started.elapsed().as_nanos() as u64);

@@ -11,6 +11,7 @@
 #![allow(dead_code)]
 
 pub mod ledger;
+pub mod network;
 pub mod wire;
 
 use std::collections::VecDeque;
@@ -464,6 +465,26 @@ pub struct Client {
 impl Client {
     pub fn tcp(port: u16, level: u8) -> Client {
         let stream = TcpStream::connect(("127.0.0.1", port)).expect("TCP connect to broker");
+        Client::over(stream, level)
+    }
+
+    /// A connection to the broker on 127.0.0.1 from source address `from`
+    /// (any of 127.0.0.0/8: loopback accepts them all), so a test can have
+    /// clients at distinct sources.
+    pub fn tcp_from(from: std::net::IpAddr, port: u16, level: u8) -> Client {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        socket
+            .bind(&std::net::SocketAddr::new(from, 0).into())
+            .unwrap_or_else(|e| panic!("bind {from}: {e}"));
+        let to = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        socket
+            .connect_timeout(&to.into(), WAIT)
+            .expect("TCP connect to broker");
+        Client::over(socket.into(), level)
+    }
+
+    fn over(stream: TcpStream, level: u8) -> Client {
         stream.set_nodelay(true).unwrap();
         Client {
             stream,
@@ -477,8 +498,13 @@ impl Client {
 
     /// Sends CONNECT and returns the CONNACK, whatever its code.
     pub fn connect(port: u16, c: Connect) -> (Client, ConnAck) {
+        Client::connect_from(std::net::Ipv4Addr::LOCALHOST.into(), port, c)
+    }
+
+    /// [`Client::connect`] from source address `from` (127.0.0.0/8).
+    pub fn connect_from(from: std::net::IpAddr, port: u16, c: Connect) -> (Client, ConnAck) {
         let level = if c.level == V5 { V5 } else { V3 };
-        let mut cl = Client::tcp(port, level);
+        let mut cl = Client::tcp_from(from, port, level);
         cl.id = c.client_id.clone();
         cl.send(&Packet::Connect(c));
         match cl.recv() {

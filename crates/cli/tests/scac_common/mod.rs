@@ -220,6 +220,15 @@ impl Net {
         self.handshake(device, Options::default())
             .connected(&self.broker)
     }
+
+    /// [`Net::connect`] from source address `from`.
+    pub fn connect_from(&self, from: std::net::IpAddr, device: &str) -> Scac {
+        let opts = Options {
+            from: Some(from),
+            ..Options::default()
+        };
+        self.handshake(device, opts).connected(&self.broker)
+    }
 }
 
 pub fn card_key() -> LocalKey {
@@ -244,6 +253,8 @@ pub type Tamper = Box<dyn Fn(Vec<u8>) -> Vec<u8>>;
 
 #[derive(Default)]
 pub struct Options {
+    /// Connect from this loopback source address [default: 127.0.0.1].
+    pub from: Option<std::net::IpAddr>,
     /// Persistent session (expiry 300 s, clean start off).
     pub persistent: bool,
     /// Sent instead of our own step 1.
@@ -303,7 +314,8 @@ pub fn handshake(
         c.clean_start = false;
         c.props.session_expiry_interval = Some(300);
     }
-    let mut client = Client::tcp(port, V5);
+    let from = opts.from.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+    let mut client = Client::tcp_from(from, port, V5);
     client.id = uid.into();
     client.send(&Packet::Connect(c));
     let mut hs = Handshake {

@@ -68,6 +68,8 @@ pub struct BlacklistInfo {
     pub by: Address,
     pub since: u64,
     pub active: bool,
+    /// Digest of the reporter's evidence record (zero: none given).
+    pub evidence: B256,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,18 +241,22 @@ impl RegistryClient {
         self.c.send(admin, call).await
     }
 
-    /// Bans `device_id` until `until` (unix seconds; `u64::MAX` = indefinitely).
+    /// Bans `device_id` until `until` (unix seconds; `u64::MAX` =
+    /// indefinitely). `evidence` is the digest of the evidence record; a
+    /// broker node must give one (non-zero), an admin may pass zero.
     pub async fn blacklist_device(
         &self,
         caller: &dyn Signer,
         device_id: &str,
         until: u64,
         reason: u8,
+        evidence: B256,
     ) -> LedgerResult<TxReceipt> {
         let call = R::blacklistDeviceCall {
             deviceId: device_id.into(),
             until,
             reason,
+            evidence,
         };
         self.c.send(caller, call).await
     }
@@ -441,6 +447,7 @@ impl RegistryClient {
             by: r.by,
             since: r.since,
             active: r.active,
+            evidence: r.evidence,
         })
     }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, Bytes};
+use alloy_primitives::{Address, Bytes, B256};
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
@@ -40,6 +40,8 @@ pub enum RegistryEvent {
         id: String,
         until: u64,
         reason: u8,
+        /// Digest of the reporter's evidence record (zero: none given).
+        evidence: B256,
     },
     BlacklistLifted(String),
     /// The device lost (part of) its right on `topic`.

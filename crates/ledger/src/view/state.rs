@@ -43,6 +43,8 @@ pub struct BlacklistView {
     /// Unix seconds; `u64::MAX` = indefinitely.
     pub until: u64,
     pub reason: u8,
+    /// Digest of the reporter's evidence record (zero: none given).
+    pub evidence: B256,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -272,12 +274,14 @@ impl Snapshot {
                     BlacklistView {
                         until: e.until,
                         reason: e.reason,
+                        evidence: e.evidence,
                     },
                 );
                 Some(RegistryEvent::Blacklisted {
                     id: e.deviceId,
                     until: e.until,
                     reason: e.reason,
+                    evidence: e.evidence,
                 })
             }
             E::BlacklistLifted(e) => {

@@ -314,7 +314,7 @@ macro_rules! contract_tests {
             commit_key_epoch_keeps_the_strictly_increasing_history,
             commit_key_epoch_refuses_stale_epochs_zero_commitments_and_strangers,
             blacklist_by_a_broker_of_any_org_emits_and_bans,
-            blacklist_refuses_strangers_past_ends_and_broker_shortening,
+            blacklist_refuses_strangers_past_ends_missing_evidence_and_broker_shortening,
             admin_may_shorten_a_ban_and_lift_it,
             lift_blacklist_refuses_strangers_and_unbanned_devices,
         );

@@ -1,7 +1,7 @@
 //! Registry: devices, topics, rights and the cross-organisation rule, OTP
 //! envelopes, key epochs, blacklist.
 
-use alloy_primitives::{Address, U256};
+use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolConstructor;
 use ledgermq_ledger::contracts::bindings::Registry as R;
 use ledgermq_ledger::contracts::{creation_code, ContractName, DeviceStatus, RegistryEvents};
@@ -818,7 +818,7 @@ pub async fn blacklist_by_a_broker_of_any_org_emits_and_bans(net: &Network) {
     let id = device(net, 3).await;
     assert!(!r.is_blacklisted(&id).await.unwrap());
     let rc = r
-        .blacklist_device(&net.broker, &id, u64::MAX, 2)
+        .blacklist_device(&net.broker, &id, u64::MAX, 2, k(7))
         .await
         .unwrap();
     let since = net
@@ -837,55 +837,71 @@ pub async fn blacklist_by_a_broker_of_any_org_emits_and_bans(net: &Network) {
         (key_of(&id), id.as_str())
     );
     assert_eq!(
-        (e.until, e.reason, e.by),
-        (u64::MAX, 2, net.broker.address())
+        (e.until, e.reason, e.evidence, e.by),
+        (u64::MAX, 2, k(7), net.broker.address())
     );
     assert!(r.is_blacklisted(&id).await.unwrap());
     let b = r.get_blacklist(&id).await.unwrap();
     assert_eq!(
-        (b.until, b.reason, b.by, b.since, b.active),
-        (u64::MAX, 2, net.broker.address(), since, true)
+        (b.until, b.reason, b.by, b.since, b.active, b.evidence),
+        (u64::MAX, 2, net.broker.address(), since, true, k(7))
     );
-    // A broker may lengthen (or repeat) a ban.
-    r.blacklist_device(&net.broker, &id, u64::MAX, 3)
+    // A broker may lengthen (or repeat) a ban, with new evidence.
+    r.blacklist_device(&net.broker, &id, u64::MAX, 3, k(8))
         .await
         .unwrap();
-    assert_eq!(r.get_blacklist(&id).await.unwrap().reason, 3);
-    // Blacklisting is allowed for revoked devices too.
+    let b = r.get_blacklist(&id).await.unwrap();
+    assert_eq!((b.reason, b.evidence), (3, k(8)));
+    // Blacklisting is allowed for revoked devices too; an admin needs no
+    // evidence digest.
     r.revoke_device(net.admin(3), &id).await.unwrap();
-    r.blacklist_device(net.admin(3), &id, u64::MAX, 5)
+    r.blacklist_device(net.admin(3), &id, u64::MAX, 5, B256::ZERO)
         .await
         .unwrap();
+    assert_eq!(r.get_blacklist(&id).await.unwrap().evidence, B256::ZERO);
 }
 
-pub async fn blacklist_refuses_strangers_past_ends_and_broker_shortening(net: &Network) {
+pub async fn blacklist_refuses_strangers_past_ends_missing_evidence_and_broker_shortening(
+    net: &Network,
+) {
     let r = &net.registry;
     let id = device(net, 0).await;
     reverted(
-        r.blacklist_device(net.admin(1), &id, u64::MAX, 1).await,
+        r.blacklist_device(net.admin(1), &id, u64::MAX, 1, k(1))
+            .await,
         "caller is neither a broker node nor an admin of organisation supplier",
     );
     reverted(
-        r.blacklist_device(&net.outsider, &id, u64::MAX, 1).await,
+        r.blacklist_device(&net.outsider, &id, u64::MAX, 1, k(1))
+            .await,
         "caller is neither a broker node nor an admin of organisation supplier",
     );
     reverted(
-        r.blacklist_device(&net.broker, "ghost", u64::MAX, 1).await,
+        r.blacklist_device(&net.broker, "ghost", u64::MAX, 1, k(1))
+            .await,
         "unknown device ghost",
     );
     let now = net.chain_time().await;
     for past in [0, 1, now] {
         reverted(
-            r.blacklist_device(&net.broker, &id, past, 1).await,
+            r.blacklist_device(&net.broker, &id, past, 1, k(1)).await,
             "blacklist end must be in the future",
         );
     }
+    // A broker's ban must commit to its evidence.
+    reverted(
+        r.blacklist_device(&net.broker, &id, u64::MAX, 2, B256::ZERO)
+            .await,
+        "a broker node must give the digest of its evidence",
+    );
+    assert!(!r.is_blacklisted(&id).await.unwrap());
     let until = now + 3600;
-    r.blacklist_device(&net.broker, &id, until, 1)
+    r.blacklist_device(&net.broker, &id, until, 1, k(1))
         .await
         .unwrap();
     reverted(
-        r.blacklist_device(&net.broker, &id, until - 1, 1).await,
+        r.blacklist_device(&net.broker, &id, until - 1, 1, k(1))
+            .await,
         "a broker may not shorten an active blacklist entry",
     );
     assert_eq!(r.get_blacklist(&id).await.unwrap().until, until);
@@ -895,14 +911,14 @@ pub async fn admin_may_shorten_a_ban_and_lift_it(net: &Network) {
     let r = &net.registry;
     let a0 = net.admin(0);
     let id = device(net, 0).await;
-    r.blacklist_device(&net.broker, &id, u64::MAX, 1)
+    r.blacklist_device(&net.broker, &id, u64::MAX, 1, k(1))
         .await
         .unwrap();
     let until = net.chain_time().await + 600;
-    let rc = r.blacklist_device(a0, &id, until, 5).await.unwrap();
+    let rc = r.blacklist_device(a0, &id, until, 5, k(2)).await.unwrap();
     assert!(
         matches!(&net.registry_events(&rc)[..], [RegistryEvents::Blacklisted(e)]
-        if e.until == until && e.reason == 5 && e.by == a0.address())
+        if e.until == until && e.reason == 5 && e.evidence == k(2) && e.by == a0.address())
     );
     let b = r.get_blacklist(&id).await.unwrap();
     assert_eq!(
@@ -921,11 +937,11 @@ pub async fn admin_may_shorten_a_ban_and_lift_it(net: &Network) {
     assert!(!r.is_blacklisted(&id).await.unwrap());
     let b = r.get_blacklist(&id).await.unwrap();
     assert_eq!(
-        (b.until, b.reason, b.by, b.since, b.active),
-        (0, 0, Address::ZERO, 0, false)
+        (b.until, b.reason, b.by, b.since, b.active, b.evidence),
+        (0, 0, Address::ZERO, 0, false, B256::ZERO)
     );
     // After a lift, a broker may ban again for any future time.
-    r.blacklist_device(&net.broker, &id, until, 1)
+    r.blacklist_device(&net.broker, &id, until, 1, k(1))
         .await
         .unwrap();
     assert!(r.is_blacklisted(&id).await.unwrap());
@@ -938,7 +954,7 @@ pub async fn lift_blacklist_refuses_strangers_and_unbanned_devices(net: &Network
         r.lift_blacklist(net.admin(0), &id).await,
         "device is not blacklisted",
     );
-    r.blacklist_device(&net.broker, &id, u64::MAX, 1)
+    r.blacklist_device(&net.broker, &id, u64::MAX, 1, k(1))
         .await
         .unwrap();
     reverted(

@@ -275,6 +275,67 @@ pub(super) fn broker_start<R: RngCore + CryptoRng>(
     ))
 }
 
+/// A step 2 for a step 1 the broker could not verify (unknown UID, no or
+/// another RSA key): the same 516 bytes and the same private-key work — a
+/// proof of the broker over UID ‖ a random RN1, and random UID ‖ RNp ‖ RNs
+/// encrypted to the broker's own public key (a client without the
+/// device's key cannot tell either from a genuine one). The state refuses
+/// every step 3.
+pub(super) struct DecoyState {
+    uid: Uid,
+    broker: Arc<dyn RsaKey>,
+}
+
+impl DecoyState {
+    pub fn uid(&self) -> &Uid {
+        &self.uid
+    }
+}
+
+/// "Public decrypt" of the step-1 proof with `dummy`, for the work a
+/// genuine step 1 costs; the result is ignored.
+pub(super) fn dummy_step1_check(dummy: &RsaPublicKey, step1: &[u8]) {
+    if let Ok((proof, _)) = step1
+        .get(UID_LEN..)
+        .ok_or_else(|| malformed(1, "short"))
+        .and_then(|rest| rsa_block(rest, 1))
+    {
+        let _ = recover_step1(dummy, proof);
+    }
+}
+
+pub(super) fn broker_decoy<R: RngCore + CryptoRng>(
+    broker: Arc<dyn RsaKey>,
+    broker_public: &RsaPublicKey,
+    step1: &[u8],
+    rng: &mut R,
+) -> Result<(DecoyState, Vec<u8>), ScacError> {
+    let uid = Uid::new(uid_of_step1(step1)?);
+    let mut uid_rn1 = [0u8; UID_LEN + RN_LEN];
+    uid_rn1[..UID_LEN].copy_from_slice(uid.as_bytes());
+    rng.fill_bytes(&mut uid_rn1[UID_LEN..]);
+    let mut sealed_keys = Zeroizing::new([0u8; UID_LEN + 2 * RN_LEN]);
+    sealed_keys[..UID_LEN].copy_from_slice(uid.as_bytes());
+    rng.fill_bytes(&mut sealed_keys[UID_LEN..]);
+    let proof2 = prove(broker.as_ref(), &uid_rn1)?;
+    let sealed = encrypt_to(broker_public, rng, sealed_keys.as_ref(), Party::Broker)?;
+    let mut step2 = Vec::with_capacity(STEP2_LEN);
+    push_block(&mut step2, &proof2);
+    push_block(&mut step2, &sealed);
+    Ok((DecoyState { uid, broker }, step2))
+}
+
+/// Step 3 against a decoy: the private-key work a genuine state does,
+/// always refused.
+pub(super) fn decoy_finish(state: DecoyState, step3: &[u8]) {
+    if step3.len() != STEP3_LEN {
+        return;
+    }
+    if let Ok((sealed, _)) = rsa_block(step3, 3) {
+        let _ = state.broker.decrypt_pkcs1v15(sealed);
+    }
+}
+
 pub(super) fn broker_finish(
     state: BrokerState,
     step3: &[u8],

@@ -361,6 +361,80 @@ pub(super) fn broker_start<R: RngCore + CryptoRng>(
     ))
 }
 
+/// A step 2 for a step 1 the broker could not verify (unknown UID, or a
+/// proof that does not verify): the same 128 bytes — fresh RN2, a real
+/// ephemeral key, a real signature of the broker, over a transcript with
+/// an all-zero device key — so the client cannot tell it from a genuine
+/// one without the device's key. The state refuses every step 3.
+pub(super) struct DecoyState {
+    uid: Uid,
+    /// Checked against step 3 as a genuine state would be, then ignored.
+    dummy_key: VerifyingKey,
+    t2: [u8; 32],
+}
+
+impl DecoyState {
+    pub fn uid(&self) -> &Uid {
+        &self.uid
+    }
+}
+
+/// Checks σ1 against `dummy_pub`, for the work a genuine step 1 costs
+/// (an unknown UID has no key to check it with); the result is ignored.
+pub(super) fn dummy_step1_check(broker_pub: &[u8; 32], dummy_pub: &[u8; 32], step1: &[u8]) {
+    if let (Ok(parsed), Ok(key)) = (parse_step1(step1), verifying_key(dummy_pub, Party::Device)) {
+        let m = step1_message(broker_pub, parsed.uid, parsed.rn1, &parsed.ec);
+        let _ = verify(&key, &m, &parsed.sig, 1, Party::Device);
+    }
+}
+
+pub(super) fn broker_decoy<R: RngCore + CryptoRng>(
+    broker: &dyn Ed25519Signer,
+    broker_pub: &[u8; 32],
+    step1: &[u8],
+    rng: &mut R,
+) -> Result<(DecoyState, Vec<u8>), ScacError> {
+    let parsed = parse_step1(step1)?;
+    let uid = Uid::new(Suite::Default.check_uid(parsed.uid)?);
+    let mut rn2 = [0u8; RN_LEN];
+    rng.fill_bytes(&mut rn2);
+    let ephemeral = EphemeralSecret::random_from_rng(&mut *rng);
+    let eb = X25519Public::from(&ephemeral).to_bytes();
+    // The Diffie-Hellman a genuine step 2 costs; a low-order Ec is not
+    // refused here (it would tell that the proof was checked).
+    let _ = agree(ephemeral, parsed.ec, 1);
+    let t1 = transcript_1(
+        transcript_after_step1(broker_pub, &[0; 32], step1),
+        &rn2,
+        &eb,
+    );
+    let mut buf = [0u8; 64];
+    let sig2 = broker.sign(signed_message(&mut buf, LABEL_STEP2, &t1))?;
+    let t2 = transcript_2(&t1, &sig2);
+    let mut step2 = Vec::with_capacity(STEP2_LEN);
+    step2.extend_from_slice(&rn2);
+    step2.extend_from_slice(&eb);
+    step2.extend_from_slice(&sig2);
+    let dummy_key = verifying_key(broker_pub, Party::Broker)?;
+    Ok((DecoyState { uid, dummy_key, t2 }, step2))
+}
+
+/// Step 3 against a decoy: the checks a genuine state makes, always refused.
+pub(super) fn decoy_finish(state: DecoyState, step3: &[u8]) {
+    if step3.len() != STEP3_LEN {
+        return;
+    }
+    let sig3: [u8; 64] = step3[..SIG_LEN].try_into().expect("64 bytes");
+    let mut buf = [0u8; 64];
+    let _ = verify(
+        &state.dummy_key,
+        signed_message(&mut buf, LABEL_STEP3, &state.t2),
+        &sig3,
+        3,
+        Party::Device,
+    );
+}
+
 pub(super) fn broker_finish(
     state: BrokerState,
     step3: &[u8],

@@ -62,6 +62,10 @@ pub enum ScacError {
     /// A private-key operation failed in the key store.
     #[error("private-key operation failed: {0}")]
     Key(#[from] KeyError),
+    /// The broker knows no key for the UID (the step 2 it answered was a
+    /// decoy, [`BrokerHandshake::start_or_decoy`](super::BrokerHandshake::start_or_decoy)).
+    #[error("no key is registered for the UID")]
+    UnknownDevice,
 }
 
 impl ScacError {

@@ -116,6 +116,9 @@ pub struct BrokerHandshake;
 enum BrokerInner {
     Default(default_suite::BrokerState),
     Compat(compat::BrokerState),
+    /// Step 2 was a decoy: every step 3 is refused with `reason`.
+    DefaultDecoy(default_suite::DecoyState, ScacError),
+    CompatDecoy(compat::DecoyState, ScacError),
 }
 
 /// The broker after sending step 2, waiting for step 3.
@@ -171,23 +174,103 @@ impl BrokerHandshake {
     }
 }
 
+impl BrokerHandshake {
+    /// [`BrokerHandshake::start`] that never tells at step 2 whether the
+    /// UID is known or its step 1 verified, so a client without the
+    /// device's key learns neither (DESIGN.md §3, trust model). With no
+    /// `device_key` (unknown UID), or a step 1 that does not verify under
+    /// it, the answer is a decoy step 2 of the same length, made with the
+    /// same work, and the returned state refuses every step 3 with the
+    /// step-1 error ([`ScacError::UnknownDevice`] for an unknown UID).
+    /// Only what does not depend on the UID is refused at once: a
+    /// malformed step 1 or UID, a broker key of the wrong kind, a failing
+    /// key store.
+    pub fn start_or_decoy<R: RngCore + CryptoRng>(
+        suite: Suite,
+        broker: &BrokerCredentials,
+        device_key: Option<&PeerKey>,
+        step1: &[u8],
+        rng: &mut R,
+    ) -> Result<(BrokerAwaiting, Vec<u8>), ScacError> {
+        uid_of_step1(suite, step1)?;
+        let reason = match device_key {
+            Some(key) => match Self::start_with_rng(suite, broker, key, step1, rng) {
+                Ok(started) => return Ok(started),
+                Err(e @ ScacError::Key(_)) => return Err(e),
+                Err(
+                    e @ ScacError::WrongKeyKind {
+                        party: Party::Broker,
+                        ..
+                    },
+                ) => return Err(e),
+                Err(e) => e,
+            },
+            None => {
+                Self::dummy_step1_check(suite, broker, step1);
+                ScacError::UnknownDevice
+            }
+        };
+        let (inner, step2) = match (suite, &broker.key) {
+            (Suite::Default, BrokerKey::Ed25519 { signer, public }) => {
+                let (state, step2) =
+                    default_suite::broker_decoy(signer.as_ref(), public, step1, rng)?;
+                (BrokerInner::DefaultDecoy(state, reason), step2)
+            }
+            (Suite::RsaCompat, BrokerKey::Rsa { key, public }) => {
+                let (state, step2) = compat::broker_decoy(key.clone(), public, step1, rng)?;
+                (BrokerInner::CompatDecoy(state, reason), step2)
+            }
+            _ => return Err(wrong_kind(suite, Party::Broker)),
+        };
+        Ok((BrokerAwaiting { inner }, step2))
+    }
+
+    /// The step-1 check a known UID costs, against the broker's own key.
+    fn dummy_step1_check(suite: Suite, broker: &BrokerCredentials, step1: &[u8]) {
+        match (suite, &broker.key) {
+            (Suite::Default, BrokerKey::Ed25519 { public, .. }) => {
+                default_suite::dummy_step1_check(public, public, step1)
+            }
+            (Suite::RsaCompat, BrokerKey::Rsa { public, .. }) => {
+                compat::dummy_step1_check(public, step1)
+            }
+            _ => {}
+        }
+    }
+}
+
 impl BrokerAwaiting {
     pub fn suite(&self) -> Suite {
         match self.inner {
-            BrokerInner::Default(_) => Suite::Default,
-            BrokerInner::Compat(_) => Suite::RsaCompat,
+            BrokerInner::Default(_) | BrokerInner::DefaultDecoy(..) => Suite::Default,
+            BrokerInner::Compat(_) | BrokerInner::CompatDecoy(..) => Suite::RsaCompat,
         }
     }
 
-    /// The UID step 1 proved (the device still has to answer step 3).
+    /// Whether step 2 was a decoy ([`BrokerHandshake::start_or_decoy`]):
+    /// every step 3 will be refused. For the broker's own accounting;
+    /// never tell the client.
+    pub fn is_decoy(&self) -> bool {
+        matches!(
+            self.inner,
+            BrokerInner::DefaultDecoy(..) | BrokerInner::CompatDecoy(..)
+        )
+    }
+
+    /// The UID step 1 claims (proved by it unless step 2 was a decoy; the
+    /// device still has to answer step 3).
     pub fn uid(&self) -> &str {
         match &self.inner {
             BrokerInner::Default(s) => s.uid().as_str(),
             BrokerInner::Compat(s) => s.uid().as_str(),
+            BrokerInner::DefaultDecoy(s, _) => s.uid().as_str(),
+            BrokerInner::CompatDecoy(s, _) => s.uid().as_str(),
         }
     }
 
     /// Checks step 3; on success send CONNACK 0x00 and use the channel.
+    /// After a decoy step 2 this does the same work and always fails, with
+    /// the error that made step 1 a decoy.
     pub fn finish(self, step3: &[u8]) -> Result<Channel, ScacError> {
         Ok(match self.inner {
             BrokerInner::Default(state) => {
@@ -197,6 +280,14 @@ impl BrokerAwaiting {
             BrokerInner::Compat(state) => {
                 let (uid, keys) = compat::broker_finish(state, step3)?;
                 Channel::from_compat(Role::Broker, uid, keys)
+            }
+            BrokerInner::DefaultDecoy(state, reason) => {
+                default_suite::decoy_finish(state, step3);
+                return Err(reason);
+            }
+            BrokerInner::CompatDecoy(state, reason) => {
+                compat::decoy_finish(state, step3);
+                return Err(reason);
             }
         })
     }
