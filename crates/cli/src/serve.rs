@@ -458,21 +458,10 @@ pub fn passwd(args: PasswdArgs) -> anyhow::Result<()> {
     };
     let text =
         PasswordFile::upsert(&existing, &args.user, &password).map_err(anyhow::Error::msg)?;
-    write_private(&args.file, &text)
+    // 0600 and atomic: a crash never leaves a half-written password file.
+    ledgermq_keystore::secret_file::write_replace(&args.file, text.as_bytes())
         .with_context(|| format!("cannot write {}", args.file.display()))?;
     Ok(())
-}
-
-/// Writes a file readable by its owner only.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
 }
 
 /// SCAC settings from the config: suites by method name, and the broker's

@@ -76,7 +76,21 @@ fn key_files_are_private_and_reload_to_the_same_address() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            dir_mode & 0o777,
+            0o700,
+            "a created key directory is private"
+        );
     }
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["admin.key"], "no temporary file left behind");
     let loaded = LocalAccount::load(&path).unwrap();
     assert_eq!(created.address(), loaded.address());
     assert!(
