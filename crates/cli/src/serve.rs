@@ -260,6 +260,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("ledgermq")
         .build()
         .context("cannot start the async runtime")?;
+    // Owner-only before anything lands in it: the data dir holds the replay
+    // counters, sessions and (SCAC) decrypted payloads (docs/persistence.md).
+    if config.persistence || config.runs_embedded_ledger() {
+        create_data_dir(&config.data_dir)?;
+    }
     runtime.block_on(async move {
         // The ledger first: replaying its history may take a moment, and
         // a broker should not accept clients before its ledger is there.
@@ -361,8 +366,7 @@ async fn ledger_security(
             .then(|| config.data_dir.join("auth-counters.redb")),
     };
     if config.persistence {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        create_data_dir(&config.data_dir)?;
     }
     let poll = Duration::from_millis(config.ledger_poll_interval_ms);
     let security = LedgerSecurity::start(ledger, deployment, account, &node, settings, poll)
@@ -408,6 +412,13 @@ impl LedgerNode {
         tracing::info!(addr = %rpc.local_addr(), "embedded ledger serving JSON-RPC");
         Ok(LedgerNode { chain, rpc })
     }
+}
+
+/// Creates the data dir with mode 0700 if it does not exist yet (an
+/// existing one keeps its mode).
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    ledgermq_keystore::secret_file::create_private_dir(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))
 }
 
 async fn wait_for_signal() {

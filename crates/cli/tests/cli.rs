@@ -1,12 +1,103 @@
 //! The `ledgermq serve` process contract: LISTENING lines, config file,
-//! graceful stop on SIGTERM.
+//! graceful stop on SIGTERM, the data dir's mode.
 
 mod common;
 
 use common::*;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A `ledgermq serve` process started with raw arguments in `dir`, its
+/// stdout lines collected; killed on drop.
+struct Serve {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Serve {
+    fn start(dir: &Path, args: &[&str]) -> Serve {
+        let mut child = Command::new(ledgermq_bin())
+            .current_dir(dir)
+            .arg("serve")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ledgermq serve");
+        let out = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Serve { child, lines }
+    }
+
+    /// Every LISTENING line, once the MQTT one has been printed and no
+    /// other followed within `QUIET` (they are printed in one go).
+    fn listening(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut seen = Vec::new();
+        while !seen
+            .iter()
+            .any(|l: &String| l.starts_with("LISTENING mqtt "))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no LISTENING mqtt line; got {seen:?}"),
+            }
+        }
+        while let Ok(line) = self.lines.recv_timeout(QUIET) {
+            seen.push(line);
+        }
+        seen.retain(|l| l.starts_with("LISTENING "));
+        seen
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(unix)]
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// The data dir holds sessions, queued messages (decrypted ones in the
+/// SCAC mode) and replay counters: `serve` creates it owner-only.
+#[cfg(unix)]
+#[test]
+fn serve_creates_its_data_dir_owner_only() {
+    if skip_unless_ledgermq("the data dir") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        tmp.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--ledger-rpc-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            "new/data",
+        ],
+    );
+    serve.listening();
+    assert_eq!(mode(&tmp.path().join("new/data")), 0o700);
+    assert_eq!(mode(&tmp.path().join("new")), 0o700);
+}
 
 #[test]
 fn sigterm_stops_broker_with_success_status() {
