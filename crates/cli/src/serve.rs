@@ -18,7 +18,7 @@ use ledgermq_keystore::{Ed25519Signer, KeyHandle, KeyRef};
 use ledgermq_ledger::admin::BrokerNodeFile;
 use ledgermq_ledger::contracts::Deployment;
 use ledgermq_ledger::{
-    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerHandle,
+    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerConfig, RpcServerHandle,
 };
 
 use ledgermq_security::scac::{LocalKey, Suite};
@@ -406,7 +406,7 @@ impl LedgerNode {
         .context("opening the embedded ledger")?
         .with_context(|| format!("cannot open the embedded ledger in {}", dir.display()))?;
         let rpc = chain
-            .serve_rpc(rpc_addr)
+            .serve_rpc(rpc_addr, RpcServerConfig::default())
             .await
             .with_context(|| format!("cannot serve the ledger JSON-RPC on {rpc_addr}"))?;
         tracing::info!(addr = %rpc.local_addr(), "embedded ledger serving JSON-RPC");
