@@ -9,6 +9,7 @@ use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy_primitives::Address;
 use ledgermq_access::{AccessSettings, LedgerSecurity, ScacConfig};
 use ledgermq_broker::auth::PasswordFile;
 use ledgermq_broker::config::SecurityMode;
@@ -19,6 +20,7 @@ use ledgermq_ledger::admin::BrokerNodeFile;
 use ledgermq_ledger::contracts::Deployment;
 use ledgermq_ledger::{
     ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerConfig, RpcServerHandle,
+    SenderPolicy,
 };
 
 use ledgermq_security::scac::{LocalKey, Suite};
@@ -97,12 +99,24 @@ pub struct ServeArgs {
     /// Threads serving connections [default: one per CPU core].
     #[arg(long)]
     worker_threads: Option<usize>,
-    /// Run the embedded ledger node in this process [default: true, false with --ledger-rpc].
+    /// Run the embedded ledger node in this process [default: when its
+    /// JSON-RPC is configured, and in ledger mode without --ledger-rpc].
     #[arg(long)]
     embedded_ledger: Option<bool>,
-    /// Embedded ledger JSON-RPC address [default: 127.0.0.1:8545].
+    /// Embedded ledger JSON-RPC address [default: 127.0.0.1:8645 in ledger
+    /// mode, none in plain mode]. No authentication: keep it on loopback.
     #[arg(long)]
     ledger_rpc_listen: Option<SocketAddr>,
+    /// Accounts that may send transactions through the embedded ledger's
+    /// JSON-RPC besides the consortium's admins and broker nodes, comma-separated.
+    #[arg(long, value_name = "ADDRESSES")]
+    ledger_rpc_tx_allow: Option<String>,
+    /// Gas limit of one eth_call/eth_estimateGas on that endpoint [default: 8000000].
+    #[arg(long)]
+    ledger_rpc_call_gas_cap: Option<u64>,
+    /// Time limit of one eth_call/eth_estimateGas there, ms [default: 5000].
+    #[arg(long)]
+    ledger_rpc_call_timeout_ms: Option<u64>,
     /// Security mode: plain or ledger [default: plain].
     #[arg(long)]
     security: Option<SecurityMode>,
@@ -196,7 +210,8 @@ impl ServeArgs {
             connect_timeout,
             sys_interval,
             max_connections,
-            ledger_rpc_listen,
+            ledger_rpc_call_gas_cap,
+            ledger_rpc_call_timeout_ms,
             security,
             ledger_poll_interval_ms,
             otp_challenge_lifetime,
@@ -211,6 +226,13 @@ impl ServeArgs {
             status_topics,
             scac_lockout
         );
+        if let Some(list) = self.ledger_rpc_tx_allow {
+            c.ledger_rpc_tx_allow = list
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
         if let Some(list) = self.scac_suites {
             c.scac_suites = match list.trim() {
                 "none" | "" => Vec::new(),
@@ -228,6 +250,7 @@ impl ServeArgs {
             max_keep_alive,
             worker_threads,
             embedded_ledger,
+            ledger_rpc_listen,
             ledger_rpc,
             ledger_deployment,
             ledger_account,
@@ -269,7 +292,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         // The ledger first: replaying its history may take a moment, and
         // a broker should not accept clients before its ledger is there.
         let ledger = match config.runs_embedded_ledger() {
-            true => Some(LedgerNode::start(&config.data_dir, config.ledger_rpc_listen).await?),
+            true => Some(LedgerNode::start(&config).await?),
             false => None,
         };
         let security = match config.security {
@@ -293,8 +316,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(a) = running.metrics_addr {
                 writeln!(out, "LISTENING metrics {a}")?;
             }
-            if let Some(l) = &ledger {
-                writeln!(out, "LISTENING ledger-rpc {}", l.rpc.local_addr())?;
+            if let Some(rpc) = ledger.as_ref().and_then(|l| l.rpc.as_ref()) {
+                writeln!(out, "LISTENING ledger-rpc {}", rpc.local_addr())?;
             }
             out.flush()?;
         }
@@ -302,8 +325,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;
-        if let Some(l) = ledger {
-            l.rpc.shutdown().await;
+        if let Some(rpc) = ledger.and_then(|l| l.rpc) {
+            rpc.shutdown().await;
         }
         anyhow::Ok(())
     })
@@ -389,15 +412,16 @@ async fn ledger_security(
     Ok(security)
 }
 
-/// The embedded ledger running inside the broker process, serving JSON-RPC.
+/// The embedded ledger running inside the broker process, and its
+/// JSON-RPC endpoint when one is configured (`Config::ledger_rpc_endpoint`).
 struct LedgerNode {
     chain: Arc<EmbeddedChain>,
-    rpc: RpcServerHandle,
+    rpc: Option<RpcServerHandle>,
 }
 
 impl LedgerNode {
-    async fn start(data_dir: &Path, rpc_addr: SocketAddr) -> anyhow::Result<LedgerNode> {
-        let dir = data_dir.join(CHAIN_SUBDIR);
+    async fn start(config: &Config) -> anyhow::Result<LedgerNode> {
+        let dir = config.data_dir.join(CHAIN_SUBDIR);
         let chain = tokio::task::spawn_blocking({
             let dir = dir.clone();
             move || EmbeddedChain::open(&dir, ChainConfig::default())
@@ -405,13 +429,39 @@ impl LedgerNode {
         .await
         .context("opening the embedded ledger")?
         .with_context(|| format!("cannot open the embedded ledger in {}", dir.display()))?;
+        let Some(addr) = config.ledger_rpc_endpoint() else {
+            return Ok(LedgerNode { chain, rpc: None });
+        };
         let rpc = chain
-            .serve_rpc(rpc_addr, RpcServerConfig::default())
+            .serve_rpc(addr, rpc_server_config(config)?)
             .await
-            .with_context(|| format!("cannot serve the ledger JSON-RPC on {rpc_addr}"))?;
+            .context(
+                "cannot serve the embedded ledger's JSON-RPC \
+                 (set ledger_rpc_listen / --ledger-rpc-listen to a free address)",
+            )?;
         tracing::info!(addr = %rpc.local_addr(), "embedded ledger serving JSON-RPC");
-        Ok(LedgerNode { chain, rpc })
+        Ok(LedgerNode {
+            chain,
+            rpc: Some(rpc),
+        })
     }
+}
+
+/// The JSON-RPC endpoint's limits and sender policy from the config.
+fn rpc_server_config(config: &Config) -> anyhow::Result<RpcServerConfig> {
+    let mut allow = Vec::new();
+    for account in &config.ledger_rpc_tx_allow {
+        let address: Address = account
+            .parse()
+            .with_context(|| format!("ledger_rpc_tx_allow: {account:?} is not an address"))?;
+        allow.push(address);
+    }
+    Ok(RpcServerConfig {
+        call_gas_cap: config.ledger_rpc_call_gas_cap,
+        call_timeout: Duration::from_millis(config.ledger_rpc_call_timeout_ms),
+        senders: SenderPolicy::Consortium { allow },
+        ..RpcServerConfig::default()
+    })
 }
 
 /// Creates the data dir with mode 0700 if it does not exist yet (an
