@@ -63,7 +63,19 @@ impl AuthCounters {
             path: path.display().to_string(),
             message: e.to_string(),
         };
-        let db = Database::create(path).map_err(|e| err(&e))?;
+        // Owner-only (0600): the file says which devices log in and when.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(path)
+                .map_err(|e| err(&e))?
+        };
+        let db = Database::builder().create_file(file).map_err(|e| err(&e))?;
         let txn = db.begin_write().map_err(|e| err(&e))?;
         txn.open_table(TABLE).map_err(|e| err(&e))?;
         txn.commit().map_err(|e| err(&e))?;

@@ -9,8 +9,8 @@
 //! (temporary file, fsync, rename) *before* a number is handed out, so a
 //! crash can skip numbers but never repeat one.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -105,40 +105,13 @@ fn state_error(path: &Path, e: io::Error) -> ClientError {
     }
 }
 
-/// Replaces the state file atomically: a reader (or the next run after a
-/// crash) sees either the old number or the new one, never a torn write.
+/// Replaces the state file atomically (`ledgermq_keystore::secret_file`:
+/// 0600, unpredictable temporary name, fsync, rename, directory fsync): a
+/// reader, or the next run after a crash, sees either the old number or the
+/// new one, never a torn write.
 fn write_state(path: &Path, value: u64) -> io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "packet-counter".into());
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let result = options
-        .open(&tmp)
-        .and_then(|mut f| {
-            f.write_all(format!("{value}\n").as_bytes())?;
-            f.sync_all()
-        })
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    // The rename itself must survive a crash too.
-    #[cfg(unix)]
-    fs::File::open(dir).and_then(|d| d.sync_all())?;
-    Ok(())
+    ledgermq_keystore::secret_file::write_replace(path, format!("{value}\n").as_bytes())
+        .map_err(|e| e.source)
 }
 
 #[cfg(test)]
@@ -198,6 +171,11 @@ mod tests {
         PacketCounter::open(&path).unwrap().next_number().unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["state"], "temporary files left behind");
     }
 
     #[test]

@@ -108,14 +108,32 @@ pub struct Config {
     /// Threads serving connections; unset means one per CPU core.
     pub worker_threads: Option<usize>,
     /// Run the embedded ledger (a single-node EVM chain in
-    /// `data_dir/ledger`) inside this process. Unset: yes, unless
-    /// `ledger_rpc` points at another ledger. Read by `ledgermq serve`, not
-    /// by the broker core.
+    /// `data_dir/ledger`) inside this process. Unset: yes when its
+    /// JSON-RPC endpoint is configured (`ledger_rpc_listen`), and in the
+    /// ledger security mode unless `ledger_rpc` points at another ledger;
+    /// no otherwise (a plain broker never reads the ledger). Read by
+    /// `ledgermq serve`, not by the broker core.
     pub embedded_ledger: Option<bool>,
     /// Where the embedded ledger answers Ethereum JSON-RPC (admin CLI,
-    /// other broker nodes, auditors' tools). Keep it on loopback: the
-    /// endpoint has no authentication of its own.
-    pub ledger_rpc_listen: SocketAddr,
+    /// other broker nodes, auditors' tools). Unset: in the ledger security
+    /// mode [`DEFAULT_LEDGER_RPC_LISTEN`] (loopback, a port of its own so a
+    /// client cannot silently reach another chain on anvil's/geth's 8545);
+    /// in the plain mode no endpoint. A taken port is a start-up error. The
+    /// endpoint has no authentication: an address beyond loopback must be
+    /// configured here and is logged as a warning.
+    pub ledger_rpc_listen: Option<SocketAddr>,
+    /// Accounts (`0x…` addresses) that may send transactions through the
+    /// embedded ledger's JSON-RPC besides the admins and broker nodes of
+    /// the consortium on the chain, e.g. the deployer before the contracts
+    /// exist. Everyone else's transactions are refused.
+    pub ledger_rpc_tx_allow: Vec<String>,
+    /// Gas limit of one `eth_call`/`eth_estimateGas` on the embedded
+    /// ledger's JSON-RPC; it bounds the CPU time of one call
+    /// (docs/ledger.md has the measured worst case).
+    pub ledger_rpc_call_gas_cap: u64,
+    /// Time a JSON-RPC client waits for an `eth_call`/`eth_estimateGas`
+    /// before it gets an error (ms).
+    pub ledger_rpc_call_timeout_ms: u64,
 
     // ----- security mode (read by `ledgermq serve`, see docs/device-auth.md)
     /// `plain` (password and ACL files) or `ledger` (devices, rights and
@@ -186,6 +204,10 @@ pub struct Config {
     pub scac_lockout: u64,
 }
 
+/// Where the embedded ledger serves JSON-RPC in the ledger security mode
+/// unless `ledger_rpc_listen` says otherwise.
+pub const DEFAULT_LEDGER_RPC_LISTEN: &str = "127.0.0.1:8645";
+
 /// The SCAC suite enabled by default (docs/scac.md).
 pub const DEFAULT_SCAC_SUITE: &str = "SCACAuth-Ed25519-256-ChaCha20Poly1305-256";
 
@@ -245,7 +267,10 @@ impl Default for Config {
             max_store_backlog_bytes: 64 * 1024 * 1024,
             worker_threads: None,
             embedded_ledger: None,
-            ledger_rpc_listen: "127.0.0.1:8545".parse().expect("valid literal"),
+            ledger_rpc_listen: None,
+            ledger_rpc_tx_allow: Vec::new(),
+            ledger_rpc_call_gas_cap: 8_000_000,
+            ledger_rpc_call_timeout_ms: 5_000,
             security: SecurityMode::Plain,
             ledger_rpc: None,
             ledger_deployment: None,
@@ -333,6 +358,7 @@ impl Config {
                 return bad("password_file and acl_file belong to the plain security mode");
             }
         }
+        self.validate_ledger_rpc()?;
         if self.totp_step == 0 || !(6..=9).contains(&self.totp_digits) {
             return bad("totp_step must be at least 1 and totp_digits 6 to 9");
         }
@@ -342,9 +368,57 @@ impl Config {
         Ok(())
     }
 
+    fn validate_ledger_rpc(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        if self.embedded_ledger == Some(false) && self.ledger_rpc_listen.is_some() {
+            return bad("ledger_rpc_listen serves the embedded ledger, which embedded_ledger = false turns off".into());
+        }
+        if self.embedded_ledger == Some(true)
+            && self.security == SecurityMode::Plain
+            && self.ledger_rpc_listen.is_none()
+        {
+            return bad(
+                "embedded_ledger = true in the plain security mode needs ledger_rpc_listen: \
+                 a plain broker never reads the ledger, so its embedded chain is only of use \
+                 through its JSON-RPC endpoint"
+                    .into(),
+            );
+        }
+        for account in &self.ledger_rpc_tx_allow {
+            let hex = account.strip_prefix("0x").unwrap_or("");
+            if hex.len() != 40 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad(format!(
+                    "ledger_rpc_tx_allow: {account:?} is not an account address (0x and 40 hex digits)"
+                ));
+            }
+        }
+        if self.ledger_rpc_call_gas_cap < 21_000 || self.ledger_rpc_call_timeout_ms == 0 {
+            return bad("ledger_rpc_call_gas_cap must be at least 21000 and ledger_rpc_call_timeout_ms at least 1".into());
+        }
+        Ok(())
+    }
+
     /// Whether `ledgermq serve` runs the embedded ledger node.
     pub fn runs_embedded_ledger(&self) -> bool {
-        self.embedded_ledger.unwrap_or(self.ledger_rpc.is_none())
+        self.embedded_ledger.unwrap_or(
+            self.ledger_rpc_listen.is_some()
+                || (self.security == SecurityMode::Ledger && self.ledger_rpc.is_none()),
+        )
+    }
+
+    /// Where `ledgermq serve` serves the embedded ledger's JSON-RPC, if at
+    /// all: the configured address, else loopback in the ledger mode.
+    pub fn ledger_rpc_endpoint(&self) -> Option<SocketAddr> {
+        if !self.runs_embedded_ledger() {
+            return None;
+        }
+        match (self.ledger_rpc_listen, self.security) {
+            (Some(addr), _) => Some(addr),
+            (None, SecurityMode::Ledger) => {
+                Some(DEFAULT_LEDGER_RPC_LISTEN.parse().expect("valid literal"))
+            }
+            (None, SecurityMode::Plain) => None,
+        }
     }
 
     /// The topic size limits every name and filter is checked against.
@@ -384,6 +458,61 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn the_embedded_ledger_and_its_endpoint_run_only_when_needed_or_asked() {
+        let plain = Config::default();
+        assert!(!plain.runs_embedded_ledger());
+        assert_eq!(plain.ledger_rpc_endpoint(), None);
+        let listen: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let explicit = Config {
+            ledger_rpc_listen: Some(listen),
+            ..Config::default()
+        };
+        assert!(explicit.runs_embedded_ledger());
+        assert_eq!(explicit.ledger_rpc_endpoint(), Some(listen));
+        let ledger = Config {
+            security: SecurityMode::Ledger,
+            ..Config::default()
+        };
+        let default = ledger.ledger_rpc_endpoint().unwrap();
+        assert!(default.ip().is_loopback());
+        assert_ne!(default.port(), 8545, "anvil's, geth's and besu's port");
+        let remote = Config {
+            ledger_rpc: Some("http://node:8645".into()),
+            ..ledger.clone()
+        };
+        assert!(!remote.runs_embedded_ledger());
+        assert_eq!(remote.ledger_rpc_endpoint(), None);
+    }
+
+    #[test]
+    fn contradictory_ledger_rpc_settings_are_refused() {
+        let off_but_listening = Config {
+            embedded_ledger: Some(false),
+            ledger_rpc_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Config::default()
+        };
+        let err = off_but_listening.validate().unwrap_err().to_string();
+        assert!(err.contains("ledger_rpc_listen"), "{err}");
+        let unserved = Config {
+            embedded_ledger: Some(true),
+            ..Config::default()
+        };
+        let err = unserved.validate().unwrap_err().to_string();
+        assert!(err.contains("needs ledger_rpc_listen"), "{err}");
+        let bad_account = Config {
+            ledger_rpc_tx_allow: vec!["0x12".into()],
+            ..Config::default()
+        };
+        let err = bad_account.validate().unwrap_err().to_string();
+        assert!(err.contains("\"0x12\""), "{err}");
+        let good = Config {
+            ledger_rpc_tx_allow: vec!["0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266".into()],
+            ..Config::default()
+        };
+        good.validate().unwrap();
     }
 
     #[test]

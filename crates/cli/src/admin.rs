@@ -9,7 +9,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ledgermq_ledger::admin::apply::{apply, ApplyFile, ApplyOptions};
 use ledgermq_ledger::admin::{
-    write_secret_file, AdminClient, BrokerNodeFile, BrokerNodeKeys, ProvisioningBundle, TopicRight,
+    AdminClient, BrokerNodeFile, BrokerNodeKeys, ProvisioningBundle, TopicRight,
 };
 use ledgermq_ledger::{LocalAccount, Signer};
 use sha2::{Digest as _, Sha256};
@@ -377,8 +377,7 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
                 .add_broker_node(&s, org, account.address(), &keys)
                 .await
                 .map_err(ledger_error)?;
-            write_secret_file(&node_path, node.to_json().as_bytes(), false)
-                .map_err(ledger_error)?;
+            node.write_new(&node_path).map_err(ledger_error)?;
             out!("broker {name} {} added to {org}", account.address());
         }
         AdminCmd::Broker(BrokerCmd::List)

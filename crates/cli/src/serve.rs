@@ -9,6 +9,7 @@ use clap::Args;
 use std::sync::Arc;
 use std::time::Duration;
 
+use alloy_primitives::Address;
 use ledgermq_access::{AccessSettings, LedgerSecurity, ScacConfig};
 use ledgermq_broker::auth::PasswordFile;
 use ledgermq_broker::config::SecurityMode;
@@ -18,7 +19,8 @@ use ledgermq_keystore::{Ed25519Signer, KeyHandle, KeyRef};
 use ledgermq_ledger::admin::BrokerNodeFile;
 use ledgermq_ledger::contracts::Deployment;
 use ledgermq_ledger::{
-    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerHandle,
+    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerConfig, RpcServerHandle,
+    SenderPolicy,
 };
 
 use ledgermq_security::scac::{LocalKey, Suite};
@@ -127,12 +129,24 @@ pub struct ServeArgs {
     /// Threads serving connections [default: one per CPU core].
     #[arg(long)]
     worker_threads: Option<usize>,
-    /// Run the embedded ledger node in this process [default: true, false with --ledger-rpc].
+    /// Run the embedded ledger node in this process [default: when its
+    /// JSON-RPC is configured, and in ledger mode without --ledger-rpc].
     #[arg(long)]
     embedded_ledger: Option<bool>,
-    /// Embedded ledger JSON-RPC address [default: 127.0.0.1:8545].
+    /// Embedded ledger JSON-RPC address [default: 127.0.0.1:8645 in ledger
+    /// mode, none in plain mode]. No authentication: keep it on loopback.
     #[arg(long)]
     ledger_rpc_listen: Option<SocketAddr>,
+    /// Accounts that may send transactions through the embedded ledger's
+    /// JSON-RPC besides the consortium's admins and broker nodes, comma-separated.
+    #[arg(long, value_name = "ADDRESSES")]
+    ledger_rpc_tx_allow: Option<String>,
+    /// Gas limit of one eth_call/eth_estimateGas on that endpoint [default: 8000000].
+    #[arg(long)]
+    ledger_rpc_call_gas_cap: Option<u64>,
+    /// Time limit of one eth_call/eth_estimateGas there, ms [default: 5000].
+    #[arg(long)]
+    ledger_rpc_call_timeout_ms: Option<u64>,
     /// Security mode: plain or ledger [default: plain].
     #[arg(long)]
     security: Option<SecurityMode>,
@@ -245,7 +259,8 @@ impl ServeArgs {
             connect_timeout,
             sys_interval,
             max_connections,
-            ledger_rpc_listen,
+            ledger_rpc_call_gas_cap,
+            ledger_rpc_call_timeout_ms,
             security,
             ledger_poll_interval_ms,
             otp_challenge_lifetime,
@@ -263,6 +278,13 @@ impl ServeArgs {
             status_topics,
             scac_lockout
         );
+        if let Some(list) = self.ledger_rpc_tx_allow {
+            c.ledger_rpc_tx_allow = list
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| !a.is_empty())
+                .collect();
+        }
         if let Some(list) = self.scac_suites {
             c.scac_suites = match list.trim() {
                 "none" | "" => Vec::new(),
@@ -281,6 +303,7 @@ impl ServeArgs {
             worker_threads,
             auth_workers,
             embedded_ledger,
+            ledger_rpc_listen,
             ledger_rpc,
             ledger_deployment,
             ledger_account,
@@ -313,11 +336,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         .thread_name("ledgermq")
         .build()
         .context("cannot start the async runtime")?;
+    // Owner-only before anything lands in it: the data dir holds the replay
+    // counters, sessions and (SCAC) decrypted payloads (docs/persistence.md).
+    if config.persistence || config.runs_embedded_ledger() {
+        create_data_dir(&config.data_dir)?;
+    }
     runtime.block_on(async move {
         // The ledger first: replaying its history may take a moment, and
         // a broker should not accept clients before its ledger is there.
         let ledger = match config.runs_embedded_ledger() {
-            true => Some(LedgerNode::start(&config.data_dir, config.ledger_rpc_listen).await?),
+            true => Some(LedgerNode::start(&config).await?),
             false => None,
         };
         let security = match config.security {
@@ -341,8 +369,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             if let Some(a) = running.metrics_addr {
                 writeln!(out, "LISTENING metrics {a}")?;
             }
-            if let Some(l) = &ledger {
-                writeln!(out, "LISTENING ledger-rpc {}", l.rpc.local_addr())?;
+            if let Some(rpc) = ledger.as_ref().and_then(|l| l.rpc.as_ref()) {
+                writeln!(out, "LISTENING ledger-rpc {}", rpc.local_addr())?;
             }
             out.flush()?;
         }
@@ -350,8 +378,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         wait_for_signal().await;
         tracing::info!("shutting down");
         running.shutdown().await;
-        if let Some(l) = ledger {
-            l.rpc.shutdown().await;
+        if let Some(rpc) = ledger.and_then(|l| l.rpc) {
+            rpc.shutdown().await;
         }
         anyhow::Ok(())
     })
@@ -417,8 +445,7 @@ async fn ledger_security(
             .then(|| config.data_dir.join("auth-counters.redb")),
     };
     if config.persistence {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        create_data_dir(&config.data_dir)?;
     }
     let poll = Duration::from_millis(config.ledger_poll_interval_ms);
     let security = LedgerSecurity::start(ledger, deployment, account, &node, settings, poll)
@@ -441,15 +468,16 @@ async fn ledger_security(
     Ok(security)
 }
 
-/// The embedded ledger running inside the broker process, serving JSON-RPC.
+/// The embedded ledger running inside the broker process, and its
+/// JSON-RPC endpoint when one is configured (`Config::ledger_rpc_endpoint`).
 struct LedgerNode {
     chain: Arc<EmbeddedChain>,
-    rpc: RpcServerHandle,
+    rpc: Option<RpcServerHandle>,
 }
 
 impl LedgerNode {
-    async fn start(data_dir: &Path, rpc_addr: SocketAddr) -> anyhow::Result<LedgerNode> {
-        let dir = data_dir.join(CHAIN_SUBDIR);
+    async fn start(config: &Config) -> anyhow::Result<LedgerNode> {
+        let dir = config.data_dir.join(CHAIN_SUBDIR);
         let chain = tokio::task::spawn_blocking({
             let dir = dir.clone();
             move || EmbeddedChain::open(&dir, ChainConfig::default())
@@ -457,13 +485,46 @@ impl LedgerNode {
         .await
         .context("opening the embedded ledger")?
         .with_context(|| format!("cannot open the embedded ledger in {}", dir.display()))?;
+        let Some(addr) = config.ledger_rpc_endpoint() else {
+            return Ok(LedgerNode { chain, rpc: None });
+        };
         let rpc = chain
-            .serve_rpc(rpc_addr)
+            .serve_rpc(addr, rpc_server_config(config)?)
             .await
-            .with_context(|| format!("cannot serve the ledger JSON-RPC on {rpc_addr}"))?;
+            .context(
+                "cannot serve the embedded ledger's JSON-RPC \
+                 (set ledger_rpc_listen / --ledger-rpc-listen to a free address)",
+            )?;
         tracing::info!(addr = %rpc.local_addr(), "embedded ledger serving JSON-RPC");
-        Ok(LedgerNode { chain, rpc })
+        Ok(LedgerNode {
+            chain,
+            rpc: Some(rpc),
+        })
     }
+}
+
+/// The JSON-RPC endpoint's limits and sender policy from the config.
+fn rpc_server_config(config: &Config) -> anyhow::Result<RpcServerConfig> {
+    let mut allow = Vec::new();
+    for account in &config.ledger_rpc_tx_allow {
+        let address: Address = account
+            .parse()
+            .with_context(|| format!("ledger_rpc_tx_allow: {account:?} is not an address"))?;
+        allow.push(address);
+    }
+    Ok(RpcServerConfig {
+        call_gas_cap: config.ledger_rpc_call_gas_cap,
+        call_timeout: Duration::from_millis(config.ledger_rpc_call_timeout_ms),
+        senders: SenderPolicy::Consortium { allow },
+        ..RpcServerConfig::default()
+    })
+}
+
+/// Creates the data dir with mode 0700 if it does not exist yet (an
+/// existing one keeps its mode).
+fn create_data_dir(dir: &Path) -> anyhow::Result<()> {
+    ledgermq_keystore::secret_file::create_private_dir(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))
 }
 
 async fn wait_for_signal() {
@@ -514,21 +575,10 @@ pub fn passwd(args: PasswdArgs) -> anyhow::Result<()> {
     };
     let text =
         PasswordFile::upsert(&existing, &args.user, &password).map_err(anyhow::Error::msg)?;
-    write_private(&args.file, &text)
+    // 0600 and atomic: a crash never leaves a half-written password file.
+    ledgermq_keystore::secret_file::write_replace(&args.file, text.as_bytes())
         .with_context(|| format!("cannot write {}", args.file.display()))?;
     Ok(())
-}
-
-/// Writes a file readable by its owner only.
-fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())
 }
 
 /// SCAC settings from the config: suites by method name, and the broker's

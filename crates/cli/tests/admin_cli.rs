@@ -417,18 +417,17 @@ impl Drop for Serve {
 
 /// Starts `ledgermq serve` on `data` and returns it with its ledger JSON-RPC URL.
 fn serve_with_ledger(dir: &Path) -> (Serve, String) {
+    serve(dir, &["--ledger-rpc-listen", "127.0.0.1:0"])
+}
+
+/// `ledgermq serve --listen 127.0.0.1:0 --data-dir data ARGS` in `dir`,
+/// with the URL of the ledger JSON-RPC it prints.
+fn serve(dir: &Path, args: &[&str]) -> (Serve, String) {
     use std::io::{BufRead, BufReader};
     let mut child = Command::new(env!("CARGO_BIN_EXE_ledgermq"))
         .current_dir(dir)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--ledger-rpc-listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            "data",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir", "data"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -441,7 +440,142 @@ fn serve_with_ledger(dir: &Path) -> (Serve, String) {
             return (serve, format!("http://{addr}"));
         }
     }
-    panic!("ledgermq serve printed no ledger-rpc line");
+    panic!("ledgermq serve {args:?} printed no ledger-rpc line");
+}
+
+/// The ledger mode on the embedded chain serves its JSON-RPC without being
+/// asked — on loopback, at a port of its own (not 8545, where anvil, geth
+/// and besu listen: a client must not reach another chain by mistake).
+/// The only test that uses the default port.
+#[test]
+fn ledger_mode_serves_its_json_rpc_on_loopback_at_a_port_of_its_own() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    apply_supply_chain(dir);
+    let (_broker, url) = serve(
+        dir,
+        &[
+            "--security",
+            "ledger",
+            "--persistence",
+            "false",
+            "--ledger-account",
+            "keys/broker-supplier.key",
+            "--ledger-node-keys",
+            "keys/broker-supplier.node.json",
+        ],
+    );
+    assert_eq!(url, "http://127.0.0.1:8645");
+    let orgs = ok(
+        dir,
+        &[
+            "admin",
+            "--rpc",
+            &url,
+            "--deployment",
+            "data/ledger.toml",
+            "list",
+            "orgs",
+        ],
+    );
+    assert_eq!(first_column(&orgs).len(), 5, "{orgs}");
+}
+
+/// Before the contracts exist only `ledger_rpc_tx_allow` may send through
+/// a running node; afterwards the consortium's admins may, as the chain
+/// says at the time of each transaction.
+#[test]
+fn deploying_through_a_running_node_needs_an_allow_listed_deployer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let address = |name: &str| {
+        ok(dir, &["admin", "account", "new", "--out", name])
+            .trim()
+            .to_string()
+    };
+    let deployer = address("deployer.key");
+    let admin = address("admin.key");
+    let stranger = address("stranger.key");
+    std::fs::write(
+        dir.join("orgs.toml"),
+        format!("[[org]]\nid = \"solo\"\nname = \"Solo\"\nadmins = [\"{admin}\"]\n"),
+    )
+    .unwrap();
+    let (_broker, url) = serve(
+        dir,
+        &[
+            "--ledger-rpc-listen",
+            "127.0.0.1:0",
+            "--ledger-rpc-tx-allow",
+            &deployer,
+        ],
+    );
+    let deploy = |account: &str| {
+        ledgermq(
+            dir,
+            &[
+                "ledger",
+                "deploy",
+                "--rpc",
+                &url,
+                "--account",
+                account,
+                "--orgs-file",
+                "orgs.toml",
+                "--out",
+                "solo.toml",
+            ],
+        )
+    };
+    let refused = deploy("stranger.key");
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains(&format!("zero-fee transaction from {stranger} refused"))
+            && err.contains("ledger_rpc_tx_allow"),
+        "{err}"
+    );
+    assert!(!dir.join("solo.toml").exists());
+    let deployed = deploy("deployer.key");
+    assert!(
+        deployed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&deployed.stderr)
+    );
+
+    let admin_cmd = |account: &str, args: &[&str]| {
+        let mut all = vec![
+            "admin",
+            "--rpc",
+            &url,
+            "--deployment",
+            "solo.toml",
+            "--account",
+            account,
+        ];
+        all.extend_from_slice(args);
+        ledgermq(dir, &all)
+    };
+    // The founding admin was never allow-listed: the consortium vouches for it.
+    let added = admin_cmd(
+        "admin.key",
+        &["admin", "add", "--org", "solo", "--address", &stranger],
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    // Now an admin itself, the former stranger may send too.
+    let removed = admin_cmd(
+        "stranger.key",
+        &["admin", "remove", "--org", "solo", "--address", &admin],
+    );
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
 }
 
 /// While a broker runs on a data dir its embedded chain is locked, so the

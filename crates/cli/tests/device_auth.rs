@@ -702,6 +702,13 @@ fn replay_counters_survive_a_restart(b: Backend) {
         "the TOTP code was used before the restart"
     );
     assert_eq!(otp_connect(net.port(), SENSOR, &key, n + 1).code, Some(0));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let counters = net.broker.data_dir().join("auth-counters.redb");
+        let mode = std::fs::metadata(&counters).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the replay counters are the owner's only");
+    }
 }
 
 /// With its ledger unreachable a broker keeps deciding from the registry

@@ -104,15 +104,30 @@ fn user3(id: &str, name: &str, password: &str) -> Connect {
 }
 
 #[test]
-fn passwd_writes_argon2id_entry() {
+fn passwd_writes_argon2id_entries_to_a_private_file() {
     if skip_unless_ledgermq("ledgermq passwd") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("pw");
     passwd(&f, "carol", "secret");
+    // A password file someone made readable becomes private again.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
     passwd(&f, "dave", "other");
     passwd(&f, "carol", "changed");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["pw"], "temporary files left behind");
     let text = std::fs::read_to_string(&f).unwrap();
     let mut users: Vec<&str> = text
         .lines()

@@ -12,7 +12,7 @@ use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::secret_file::{create_private_dir, read_secret, write_secret_new};
+use crate::secret_file::{create_private_dir, read_secret, write_new};
 use crate::software::SoftwareKey;
 use crate::{validate_key_name, KeyHandle, KeyInfo, KeyKind, KeyStore, KeyStoreError, Result};
 
@@ -97,7 +97,7 @@ impl KeyStore for FileKeyStore {
         self.check_dir()?;
         let key = SoftwareKey::generate(kind)?;
         let pem = key.to_pkcs8_pem()?;
-        if !write_secret_new(&path, pem.as_bytes())? {
+        if !write_new(&path, pem.as_bytes())? {
             return Err(KeyStoreError::KeyExists {
                 name: name.to_owned(),
                 store: self.describe(),
@@ -356,7 +356,7 @@ mod tests {
         let (_tmp, store) = store();
         create_private_dir(store.dir()).unwrap();
         let path = store.key_path("junk").unwrap();
-        write_secret_new(
+        write_new(
             &path,
             b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
         )

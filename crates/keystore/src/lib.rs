@@ -28,7 +28,7 @@ mod error;
 mod file;
 mod key_ref;
 mod pkcs11;
-mod secret_file;
+pub mod secret_file;
 pub mod software;
 
 use std::fmt;

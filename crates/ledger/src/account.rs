@@ -2,15 +2,15 @@
 //!
 //! A key file holds the 32-byte secret as hex and nothing else, so an
 //! operator can move it with ordinary tools. It is created with mode 0600
-//! (create-new, so an existing key is never overwritten) and the secret is
+//! (never over an existing key) and the secret is
 //! never printed: `Debug` shows the address only.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
+use std::fs;
 use std::path::Path;
 
 use alloy_primitives::{hex, Address, B256};
 use k256::ecdsa::SigningKey;
+use ledgermq_keystore::secret_file;
 
 use crate::ledger::{LedgerError, LedgerResult, Signer};
 
@@ -41,28 +41,20 @@ impl LocalAccount {
             .map_err(|_| LedgerError::Other("invalid secp256k1 secret key".into()))
     }
 
-    /// Creates a new random key at `path` (mode 0600); fails if the file exists.
+    /// Creates a new random key at `path` (mode 0600, written atomically by
+    /// `ledgermq_keystore::secret_file`); fails if the file exists.
     pub fn create(path: &Path) -> LedgerResult<Self> {
         let account = Self::random();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fs::create_dir_all(parent).map_err(|e| io_error(path, e))?;
-        }
-        let mut options = OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(|e| io_error(path, e))?;
-        let mut text = hex::encode(account.key.to_bytes());
+        let mut text = zeroize::Zeroizing::new(hex::encode(account.key.to_bytes()));
         text.push('\n');
-        let written = file
-            .write_all(text.as_bytes())
-            .and_then(|_| file.sync_all());
-        zeroize::Zeroize::zeroize(&mut text);
-        written.map_err(|e| io_error(path, e))?;
-        Ok(account)
+        match secret_file::write_new(path, text.as_bytes()) {
+            Ok(true) => Ok(account),
+            Ok(false) => Err(LedgerError::Storage(format!(
+                "{} already exists; not replacing a key file",
+                path.display()
+            ))),
+            Err(e) => Err(LedgerError::Storage(e.to_string())),
+        }
     }
 
     /// Loads a key file written by [`LocalAccount::create`].

@@ -18,7 +18,10 @@ pub mod rpc;
 pub mod view;
 
 pub use account::LocalAccount;
-pub use embedded::{verify, ChainConfig, EmbeddedChain, RpcServerHandle, VerifyReport};
+pub use embedded::{
+    verify, ChainConfig, EmbeddedChain, RpcServerConfig, RpcServerHandle, SenderPolicy,
+    VerifyReport,
+};
 pub use ledger::*;
 pub use rpc::{RpcLedger, RpcOptions};
 pub use view::{RegistryEvent, RegistryView, RegistryViewBuilder};

@@ -50,6 +50,11 @@ async fn registered_device_gets_a_bundle_and_envelopes_every_broker_can_open() {
             0o600
         );
     }
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("bundles"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["s1.json"], "no temporary file left behind");
     let on_disk = ledgermq_ledger::admin::ProvisioningBundle::load(&out).unwrap();
     assert_eq!(on_disk.otp_key, bundle.otp_key);
     assert_eq!(on_disk.brokers.len(), 1);

@@ -28,6 +28,26 @@ async fn an_empty_chain_produces_no_blocks() {
     assert!(genesis.transactions.is_empty());
 }
 
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_chain_directory_and_its_files_are_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data/ledger");
+    let chain = EmbeddedChain::open(&dir, ChainConfig::default()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&tmp.path().join("data")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        files += 1;
+    }
+    assert!(files >= 2, "blocks file and lock file");
+    drop(chain);
+}
+
 #[tokio::test]
 async fn a_second_open_of_the_same_dir_is_refused() {
     let (dir, _chain) = open_chain();
@@ -76,7 +96,21 @@ fn key_files_are_private_and_reload_to_the_same_address() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("keys"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(
+            dir_mode & 0o777,
+            0o700,
+            "a created key directory is private"
+        );
     }
+    let names: Vec<_> = std::fs::read_dir(dir.path().join("keys"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["admin.key"], "no temporary file left behind");
     let loaded = LocalAccount::load(&path).unwrap();
     assert_eq!(created.address(), loaded.address());
     assert!(

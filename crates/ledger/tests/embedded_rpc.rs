@@ -1,29 +1,54 @@
 //! The embedded node's JSON-RPC endpoint, driven by raw HTTP requests and
-//! transactions signed here (legacy, EIP-2930 and EIP-1559).
+//! transactions signed here (legacy, EIP-2930 and EIP-1559): the methods,
+//! the limits that keep a hostile client from hurting the node, and who
+//! may send transactions.
 
 mod conformance;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEip2930, TxEnvelope, TxLegacy};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{hex, Address, Bytes, Signature, TxKind, U256};
-use ledgermq_ledger::{ChainConfig, EmbeddedChain, LocalAccount, RpcServerHandle, Signer};
+use alloy_primitives::{hex, Address, Bytes, Signature, TxKind, B256, U256};
+use ledgermq_ledger::contracts::{deploy_consortium, ConsortiumClient, FoundingOrg};
+use ledgermq_ledger::{
+    ChainConfig, EmbeddedChain, Ledger, LedgerError, LocalAccount, RpcLedger, RpcServerConfig,
+    RpcServerHandle, SenderPolicy, Signer, TxRequest,
+};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const CHAIN_ID: u64 = 0x4c4d51;
 
+/// `JUMPDEST PUSH0 JUMP`: init code that loops until its gas runs out.
+const ENDLESS_LOOP: &str = "0x5b5f56";
+
 async fn start() -> (tempfile::TempDir, Arc<EmbeddedChain>, RpcServerHandle) {
+    start_with(RpcServerConfig::default()).await
+}
+
+async fn start_with(
+    config: RpcServerConfig,
+) -> (tempfile::TempDir, Arc<EmbeddedChain>, RpcServerHandle) {
     let dir = tempfile::tempdir().unwrap();
     let chain = EmbeddedChain::open(dir.path(), ChainConfig::default()).unwrap();
     let server = chain
-        .serve_rpc("127.0.0.1:0".parse().unwrap())
+        .serve_rpc("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap();
     (dir, chain, server)
+}
+
+/// Accounts allowed to send transactions, nobody else.
+fn allowing(accounts: &[&LocalAccount]) -> RpcServerConfig {
+    RpcServerConfig {
+        senders: SenderPolicy::Consortium {
+            allow: accounts.iter().map(|a| a.address()).collect(),
+        },
+        ..RpcServerConfig::default()
+    }
 }
 
 /// One HTTP POST; returns the status and the body.
@@ -185,12 +210,32 @@ async fn hostile_requests_get_json_rpc_errors() {
         -32602
     );
     assert_eq!(call_raw(addr, json!([])).await["error"]["code"], -32600);
-    let batch: Vec<Value> = (0..1001)
+    let limits = RpcServerConfig::default();
+    let batch: Vec<Value> = (0..=limits.max_batch)
         .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"eth_chainId"}))
         .collect();
-    assert_eq!(call_raw(addr, json!(batch)).await["error"]["code"], -32600);
-    let huge = vec![b' '; 6 << 20];
+    let refused = call_raw(addr, json!(batch)).await;
+    assert_eq!(refused["error"]["code"], -32600);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 100"),
+        "{refused}"
+    );
+    let full: Vec<Value> = (0..limits.max_batch)
+        .map(|i| json!({"jsonrpc":"2.0","id":i,"method":"eth_chainId"}))
+        .collect();
+    assert_eq!(
+        call_raw(addr, json!(full)).await.as_array().unwrap().len(),
+        100
+    );
+    let huge = vec![b' '; limits.max_body_bytes + 1];
     assert_eq!(post(addr, &huge).await.0, 413);
+    let just_fits = vec![b' '; limits.max_body_bytes - 2];
+    let mut body = b"[]".to_vec();
+    body.extend_from_slice(&just_fits);
+    assert_eq!(post(addr, &body).await.0, 200);
     let batch = json!([
         {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId"},
         {"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber", "params": []},
@@ -205,9 +250,9 @@ async fn hostile_requests_get_json_rpc_errors() {
 
 #[tokio::test]
 async fn signed_transactions_of_every_type_are_served_end_to_end() {
-    let (_dir, chain, server) = start().await;
-    let addr = server.local_addr();
     let key = LocalAccount::random();
+    let (_dir, chain, server) = start_with(allowing(&[&key])).await;
+    let addr = server.local_addr();
     let from = key.address().to_string();
     let nonce = result(addr, "eth_getTransactionCount", json!([from, "pending"])).await;
     assert_eq!(nonce, "0x0");
@@ -366,4 +411,286 @@ async fn signed_transactions_of_every_type_are_served_end_to_end() {
     let seen = conformance::count(chain.as_ref(), counter).await;
     assert_eq!(seen, 6);
     server.shutdown().await;
+}
+
+// ------------------------------------------------------------- limits
+
+/// Sends `fast` at once, then `slow` one byte every `every`, until the
+/// server closes the connection; returns how long that took (from the
+/// first byte) and what the server answered.
+async fn trickle(
+    addr: SocketAddr,
+    fast: &[u8],
+    slow: &[u8],
+    every: Duration,
+) -> (Duration, Vec<u8>) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    stream.write_all(fast).await.unwrap();
+    for byte in slow {
+        if stream.write_all(&[*byte]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(every, stream.read(&mut buf)).await {
+            Err(_) => continue, // nothing yet: keep trickling
+            Ok(Ok(0)) | Ok(Err(_)) => return (started.elapsed(), answer),
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    // Everything sent: wait (boundedly) for the server to close.
+    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(n) = stream.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    (started.elapsed(), answer)
+}
+
+fn short_reads() -> RpcServerConfig {
+    RpcServerConfig {
+        read_timeout: Duration::from_millis(500),
+        ..RpcServerConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn a_client_sending_headers_byte_by_byte_is_cut_off() {
+    let config = short_reads();
+    let timeout = config.read_timeout;
+    let (_dir, _chain, server) = start_with(config).await;
+    let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let (took, _) = trickle(server.local_addr(), b"", head, Duration::from_millis(50)).await;
+    assert!(
+        took < 3 * timeout,
+        "headers trickled for {took:?}, the read timeout is {timeout:?}"
+    );
+    // Not by accident: the whole head at this pace takes longer than that.
+    assert!(head.len() as u32 * 50 > 3 * timeout.as_millis() as u32);
+}
+
+#[tokio::test]
+async fn a_client_sending_its_body_byte_by_byte_is_cut_off_with_408() {
+    let config = short_reads();
+    let timeout = config.read_timeout;
+    let (_dir, _chain, server) = start_with(config).await;
+    let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 200\r\n\r\n";
+    let body = [b' '; 200];
+    let (took, answer) = trickle(server.local_addr(), head, &body, Duration::from_millis(50)).await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(took < 3 * timeout, "the body trickled for {took:?}");
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_within_the_read_timeout() {
+    let config = short_reads();
+    let timeout = config.read_timeout;
+    let (_dir, _chain, server) = start_with(config).await;
+    let mut stream = tokio::net::TcpStream::connect(server.local_addr())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "{read:?}");
+    assert!(started.elapsed() < 3 * timeout, "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn a_huge_gas_request_is_capped() {
+    let config = RpcServerConfig {
+        call_gas_cap: 2_000_000,
+        ..RpcServerConfig::default()
+    };
+    let (_dir, _chain, server) = start_with(config).await;
+    let addr = server.local_addr();
+    // Uncapped, u64::MAX gas of an endless loop would run for centuries.
+    let answer = rpc(
+        addr,
+        "eth_call",
+        json!([{"data": ENDLESS_LOOP, "gas": "0xffffffffffffffff"}, "latest"]),
+    )
+    .await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("OutOfGas"), "{answer}");
+    let estimate = rpc(
+        addr,
+        "eth_estimateGas",
+        json!([{"data": ENDLESS_LOOP, "gas": "0xffffffffffffffff"}]),
+    )
+    .await;
+    let message = estimate["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("OutOfGas"), "{estimate}");
+}
+
+#[tokio::test]
+async fn a_call_over_the_time_limit_gets_an_error_while_other_clients_are_served() {
+    let config = RpcServerConfig {
+        call_timeout: Duration::from_millis(200),
+        call_threads: 1,
+        ..RpcServerConfig::default()
+    };
+    let (_dir, _chain, server) = start_with(config).await;
+    let addr = server.local_addr();
+    let runaway = tokio::spawn(async move {
+        rpc(addr, "eth_call", json!([{"data": ENDLESS_LOOP}, "latest"])).await
+    });
+    // While it runs (30 M gas of jumps), another client is answered promptly.
+    for _ in 0..5 {
+        let asked = Instant::now();
+        assert_eq!(result(addr, "eth_blockNumber", json!([])).await, "0x0");
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            asked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answer = runaway.await.unwrap();
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("timed out") || message.contains("OutOfGas"),
+        "{answer}"
+    );
+    if message.contains("timed out") {
+        assert!(message.contains("ledger_rpc_call_timeout_ms"), "{message}");
+    }
+    // The slot comes back once the gas is spent: calls work again.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let answer = rpc(addr, "eth_call", json!([{"data": "0x00"}, "latest"])).await;
+        if answer.get("error").is_none() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ------------------------------------------------------ who may send
+
+async fn rpc_ledger(server: &RpcServerHandle) -> Arc<dyn Ledger> {
+    Arc::new(RpcLedger::connect(&server.url()).await.unwrap())
+}
+
+fn refusal(r: Result<impl std::fmt::Debug, LedgerError>) -> String {
+    match r {
+        Err(LedgerError::Rejected(message)) => message,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn strangers_may_not_send_transactions_admins_and_broker_nodes_may() {
+    let deployer = LocalAccount::random();
+    let admin = LocalAccount::random();
+    let broker = LocalAccount::random();
+    let stranger = LocalAccount::random();
+    let (_dir, _chain, server) = start_with(allowing(&[&deployer])).await;
+    let addr = server.local_addr();
+    let ledger = rpc_ledger(&server).await;
+    let ping = |from: &LocalAccount| TxRequest {
+        to: Some(from.address()),
+        ..TxRequest::default()
+    };
+
+    // Before the consortium exists, only the allow-list may send.
+    let refused = refusal(ledger.send_transaction(&admin, ping(&admin)).await);
+    assert!(refused.contains("ledger_rpc_tx_allow"), "{refused}");
+    assert!(refused.contains(&admin.address().to_string()), "{refused}");
+    let founders = [FoundingOrg {
+        id: "supplier".into(),
+        name: "Supplier".into(),
+        admins: vec![admin.address()],
+    }];
+    let deployment = deploy_consortium(ledger.as_ref(), &deployer, &founders)
+        .await
+        .expect("the allow-listed deployer deploys");
+
+    // Its admin may now send; the broker node it registers too.
+    let consortium = ConsortiumClient::new(ledger.clone(), deployment.consortium);
+    consortium
+        .add_broker(
+            &admin,
+            "supplier",
+            broker.address(),
+            B256::repeat_byte(1),
+            B256::repeat_byte(2),
+        )
+        .await
+        .expect("a registered admin is accepted");
+    ledger
+        .send_transaction(&broker, ping(&broker))
+        .await
+        .expect("a registered broker node is accepted");
+
+    // A stranger is refused, with or without a fee, before the pool.
+    let refused = refusal(ledger.send_transaction(&stranger, ping(&stranger)).await);
+    assert!(refused.contains("zero-fee transaction"), "{refused}");
+    assert!(refused.contains("ledger_rpc_tx_allow"), "{refused}");
+    let paying = rpc(
+        addr,
+        "eth_sendRawTransaction",
+        json!([eip1559(
+            &stranger,
+            CHAIN_ID,
+            0,
+            TxKind::Call(stranger.address()),
+            Bytes::new()
+        )]),
+    )
+    .await;
+    assert_eq!(paying["error"]["code"], -32003, "{paying}");
+    assert!(
+        paying["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("may not send transactions"),
+        "{paying}"
+    );
+    let free = rpc(
+        addr,
+        "eth_sendRawTransaction",
+        json!([legacy(
+            &stranger,
+            0,
+            TxKind::Call(stranger.address()),
+            Bytes::new()
+        )]),
+    )
+    .await;
+    assert_eq!(free["error"]["code"], -32003, "{free}");
+    assert!(
+        free["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("zero-fee"),
+        "{free}"
+    );
+    assert_eq!(
+        result(
+            addr,
+            "eth_getTransactionCount",
+            json!([stranger.address(), "pending"])
+        )
+        .await,
+        "0x0"
+    );
+
+    // Calls stay open to anyone.
+    assert!(consortium.is_broker(broker.address()).await.unwrap());
+
+    // Membership is read live: a removed broker node may send no more.
+    consortium
+        .remove_broker(&admin, broker.address())
+        .await
+        .unwrap();
+    let refused = refusal(ledger.send_transaction(&broker, ping(&broker)).await);
+    assert!(refused.contains(&broker.address().to_string()), "{refused}");
 }

@@ -196,6 +196,22 @@ impl Broker {
         }
     }
 
+    /// Whether serve would open its embedded ledger's JSON-RPC on the
+    /// default port: the ledger mode on its own embedded chain. Plain
+    /// brokers start no ledger at all.
+    fn serves_ledger_rpc_by_default(&self) -> bool {
+        let opt = |key: &str| {
+            self.opts
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        opt("security") == Some("ledger")
+            && opt("ledger-rpc-listen").is_none()
+            && opt("ledger-rpc").is_none()
+            && opt("embedded-ledger") != Some("false")
+    }
+
     fn launch_ledgermq(&mut self, log: std::fs::File) {
         std::fs::create_dir_all(self.data_dir()).unwrap();
         let mut cmd = Command::new(ledgermq_bin());
@@ -212,7 +228,7 @@ impl Broker {
         if !has_persistence {
             cmd.arg("--persistence").arg("false");
         }
-        if !self.opts.iter().any(|(k, _)| k == "ledger-rpc-listen") {
+        if self.serves_ledger_rpc_by_default() {
             // Every test has its own broker: never the default port.
             cmd.arg("--ledger-rpc-listen").arg("127.0.0.1:0");
         }

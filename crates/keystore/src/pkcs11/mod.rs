@@ -206,7 +206,7 @@ mod tests {
     fn pin_file_must_be_private_and_its_newline_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pin");
-        crate::secret_file::write_secret_new(&path, b"4321\n").unwrap();
+        crate::secret_file::write_new(&path, b"4321\n").unwrap();
         assert_eq!(Pin::from_file(&path).unwrap().expose(), "4321");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = Pin::from_file(&path).unwrap_err();
@@ -221,7 +221,7 @@ mod tests {
             Pin::from_file(&path),
             Err(KeyStoreError::PinUnavailable(_))
         ));
-        crate::secret_file::write_secret_new(&path, b"\n").unwrap();
+        crate::secret_file::write_new(&path, b"\n").unwrap();
         assert!(matches!(
             Pin::from_file(&path),
             Err(KeyStoreError::PinUnavailable(_))

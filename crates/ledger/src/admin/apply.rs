@@ -199,7 +199,7 @@ pub async fn apply(
             BrokerNodeFile::load(&node_path)?
         } else {
             let node = BrokerNodeFile::new(account.address(), &b.org, &BrokerNodeKeys::generate());
-            super::write_secret_file(&node_path, node.to_json().as_bytes(), false)?;
+            node.write_new(&node_path)?;
             node
         };
         broker_accounts.push((b, account, node));

@@ -1,10 +1,13 @@
 //! Secret files: device provisioning bundles and broker-node key files,
-//! always written with mode 0600 through a temporary file and a rename, so
-//! a reader never sees a partial file and a secret is never world-readable.
+//! always written by the one secret-file writer
+//! (`ledgermq_keystore::secret_file`: mode 0600, an unpredictable temporary
+//! file, fsync, no-clobber link), so a reader never sees a partial file and
+//! a secret is never readable by others.
 
-use std::fs::{self, OpenOptions};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
+
+use ledgermq_keystore::secret_file;
 
 use alloy_primitives::{hex, Address, B256};
 use serde::{Deserialize, Serialize};
@@ -111,6 +114,11 @@ impl ProvisioningBundle {
     pub fn to_json(&self) -> Zeroizing<String> {
         Zeroizing::new(serde_json::to_string_pretty(self).unwrap_or_default())
     }
+
+    /// Writes the bundle to a new file `path` (0600); never replaces one.
+    pub fn write_new(&self, path: &Path) -> LedgerResult<()> {
+        write_new_secret(path, self.to_json().as_bytes())
+    }
 }
 
 /// A broker node's key file (`<name>.node.json`): the node's Ed25519 and
@@ -167,6 +175,11 @@ impl BrokerNodeFile {
     pub fn to_json(&self) -> Zeroizing<String> {
         Zeroizing::new(serde_json::to_string_pretty(self).unwrap_or_default())
     }
+
+    /// Writes the key file to a new file `path` (0600); never replaces one.
+    pub fn write_new(&self, path: &Path) -> LedgerResult<()> {
+        write_new_secret(path, self.to_json().as_bytes())
+    }
 }
 
 fn secret32(text: &str, what: &str) -> LedgerResult<Zeroizing<[u8; 32]>> {
@@ -180,45 +193,44 @@ fn secret32(text: &str, what: &str) -> LedgerResult<Zeroizing<[u8; 32]>> {
     Ok(Zeroizing::new(arr))
 }
 
-/// Writes `contents` to `path` with mode 0600 via a temporary file in the
-/// same directory; refuses to replace an existing file unless `replace`.
-pub fn write_secret_file(path: &Path, contents: &[u8], replace: bool) -> LedgerResult<()> {
-    if !replace && path.exists() {
-        return Err(LedgerError::Storage(format!(
+/// Writes a new secret file (mode 0600, atomically, through
+/// `ledgermq_keystore::secret_file`); never replaces an existing file.
+fn write_new_secret(path: &Path, contents: &[u8]) -> LedgerResult<()> {
+    match secret_file::write_new(path, contents) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(LedgerError::Storage(format!(
             "{} already exists; not overwriting it",
             path.display()
-        )));
+        ))),
+        Err(e) => Err(LedgerError::Storage(e.to_string())),
     }
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("secret"),
-        std::process::id()
-    ));
-    let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let result = options
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(contents).and_then(|_| f.sync_all()))
-        .and_then(|_| fs::rename(&tmp, path));
-    if let Err(e) = result {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(path, e));
-    }
-    Ok(())
 }
 
 fn io_err(path: &Path, e: std::io::Error) -> LedgerError {
     LedgerError::Storage(format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_key_file_is_written_0600_once_and_leaves_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("broker.node.json");
+        let node = BrokerNodeFile::new(Address::ZERO, "org", &BrokerNodeKeys::generate());
+        node.write_new(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let err = node.write_new(&path).unwrap_err();
+        assert!(err.to_string().contains("already exists"), "{err}");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["broker.node.json"], "temporary files left behind");
+        let loaded = BrokerNodeFile::load(&path).unwrap();
+        assert_eq!(loaded.agreement_public, node.agreement_public);
+    }
 }

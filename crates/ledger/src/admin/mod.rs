@@ -19,7 +19,7 @@ use alloy_primitives::Address;
 use crate::contracts::{BrokerInfo, ConsortiumClient, Deployment, RegistryClient};
 use crate::{Ledger, LedgerError, LedgerResult, Signer};
 
-pub use bundle::{write_secret_file, BrokerNodeFile, BundleBroker, ProvisioningBundle};
+pub use bundle::{BrokerNodeFile, BundleBroker, ProvisioningBundle};
 pub use seal::{agreement_public, open_otp_envelope, seal_otp_key, BrokerNodeKeys, DeviceSecrets};
 
 /// A right to request for a device: `topic:pub`, `topic:sub` or `topic:pub,sub`.
@@ -138,7 +138,7 @@ impl AdminClient {
             brokers.iter().map(BundleBroker::from).collect(),
             self.deployment,
         );
-        write_secret_file(bundle_out, bundle.to_json().as_bytes(), false)?;
+        bundle.write_new(bundle_out)?;
         let registered = self
             .registry
             .register_device(

@@ -123,10 +123,11 @@ impl EmbeddedChain {
         BlockTx::decode(encode_tx(&envelope), signer).map_err(LedgerError::Other)
     }
 
-    /// Runs a view call against the latest state.
-    pub(crate) fn run_call(&self, req: &CallRequest) -> LedgerResult<TxOutcome> {
+    /// Runs a view call with gas limit `gas` against the latest state.
+    /// Blocking for as long as `gas` allows: the RPC server runs untrusted
+    /// requests on its call pool, never on an async worker.
+    pub(crate) fn run_call(&self, req: &CallRequest, gas: u64) -> LedgerResult<TxOutcome> {
         let params = self.shared.head_params();
-        let gas = req.gas.unwrap_or(self.shared.config.call_gas_cap);
         let state = self.shared.state.read();
         exec::call(&state, self.shared.config.chain_id, params, req, gas)
             .map_err(LedgerError::Rejected)
@@ -198,7 +199,7 @@ impl Ledger for EmbeddedChain {
             data,
             ..Default::default()
         };
-        let outcome = self.run_call(&req)?;
+        let outcome = self.run_call(&req, self.shared.config.call_gas_cap)?;
         match outcome.revert {
             Some(revert) => Err(LedgerError::Reverted(revert.reason())),
             None => Ok(outcome.output),

@@ -7,6 +7,8 @@
 //! no balance to transact; value transfers still need a real balance,
 //! which nobody has because the chain mints no currency).
 
+use std::time::Instant;
+
 use alloy_consensus::{Transaction as _, TxEnvelope};
 use alloy_primitives::{hex, Address, Bytes, Keccak256, Log, TxKind, B256, U256};
 use revm::context::result::{ExecutionResult, ResultAndState};
@@ -236,21 +238,34 @@ pub(crate) fn call(
         .map_err(|e| e.to_string())
 }
 
-/// The smallest gas limit (within ~2%) with which `req` succeeds; a
-/// failing request yields its failure at the cap.
+/// Why an estimate stopped without an answer.
+#[derive(Debug)]
+pub(crate) enum EstimateError {
+    /// The EVM refused the request (not a revert: e.g. a malformed call).
+    Invalid(String),
+    /// `deadline` passed between two trial runs.
+    TimedOut,
+}
+
+/// The smallest gas limit (within ~2%) with which a request succeeds; a
+/// failing request yields its failure at the cap. `run(gas)` executes the
+/// request with that gas limit (each trial takes the state lock afresh, so
+/// block production is not held up for the whole search); the search
+/// stops once `deadline` has passed.
 pub(crate) fn estimate_gas(
-    db: &StateDb,
-    chain_id: u64,
-    block: BlockParams,
-    req: &CallRequest,
     cap: u64,
-) -> Result<Result<u64, TxOutcome>, String> {
-    let at_cap = call(db, chain_id, block, req, cap)?;
+    deadline: Instant,
+    mut run: impl FnMut(u64) -> Result<TxOutcome, String>,
+) -> Result<Result<u64, TxOutcome>, EstimateError> {
+    let at_cap = run(cap).map_err(EstimateError::Invalid)?;
     if !at_cap.success {
         return Ok(Err(at_cap));
     }
-    let succeeds = |gas: u64| -> Result<bool, String> {
-        call(db, chain_id, block, req, gas).map(|o| o.success)
+    let mut succeeds = |gas: u64| -> Result<bool, EstimateError> {
+        if Instant::now() > deadline {
+            return Err(EstimateError::TimedOut);
+        }
+        run(gas).map(|o| o.success).map_err(EstimateError::Invalid)
     };
     // Refunds and the 63/64 rule make the needed limit exceed gas used;
     // this guess is almost always enough and is checked before use.

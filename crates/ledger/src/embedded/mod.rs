@@ -31,7 +31,7 @@ use std::thread::JoinHandle;
 use alloy_primitives::Address;
 use parking_lot::{Mutex, RwLock};
 
-pub use rpc::RpcServerHandle;
+pub use rpc::{RpcServerConfig, RpcServerHandle, SenderPolicy, DEFAULT_CALL_GAS_CAP};
 pub use verify::{verify, VerifyReport};
 
 use crate::ledger::{BlockSummary, LedgerError, LedgerResult};
@@ -54,7 +54,9 @@ pub struct ChainConfig {
     /// Gas limit of in-process transactions that do not set one. Gas is
     /// never charged, so a generous limit costs nothing.
     pub default_tx_gas: u64,
-    /// Gas limit for `eth_call`, `eth_estimateGas` and [`Ledger::call`](crate::Ledger::call).
+    /// Gas limit of the in-process [`Ledger::call`](crate::Ledger::call)
+    /// (the broker's own views). JSON-RPC calls have their own, lower cap:
+    /// [`RpcServerConfig::call_gas_cap`].
     pub call_gas_cap: u64,
     /// At most this many transactions per block.
     pub max_block_txs: usize,

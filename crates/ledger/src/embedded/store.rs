@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::embedded::block::{checksum, BlockRecord, FRAME_LEN, MAX_PAYLOAD_LEN};
@@ -38,9 +39,13 @@ pub(crate) struct BlockFile {
 impl BlockFile {
     /// Locks `dir`, reads every block, truncates a torn tail.
     pub fn open(dir: &Path) -> LedgerResult<(Self, ScannedBlocks)> {
-        std::fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
+        // Owner-only: the directory (0700) and its files (0600) are nobody
+        // else's to read or to swap.
+        ledgermq_keystore::secret_file::create_private_dir(dir)
+            .map_err(|e| LedgerError::Storage(e.to_string()))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .truncate(false)
             .write(true)
@@ -59,6 +64,7 @@ impl BlockFile {
         }
         let path = dir.join(BLOCKS_FILE);
         let mut file = OpenOptions::new()
+            .mode(0o600)
             .create(true)
             .truncate(false)
             .read(true)

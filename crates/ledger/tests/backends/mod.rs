@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 
 use alloy_primitives::{Address, B256, U256};
 use ledgermq_ledger::{
-    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerHandle, Signer, TxRequest,
+    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerConfig, RpcServerHandle,
+    SenderPolicy, Signer, TxRequest,
 };
 use tokio::runtime::Runtime;
 
@@ -123,8 +124,15 @@ pub fn embedded_rpc() -> &'static Backend {
         let (chain, watchdog) = open_chain();
         let runtime = runtime();
         let (server, ledger) = runtime.block_on(async {
+            // The suites here are about the chain and the contracts, and
+            // their throwaway accounts are nobody's members: an open node.
+            // Who may send is tested in embedded_rpc.rs.
+            let config = RpcServerConfig {
+                senders: SenderPolicy::Anyone,
+                ..RpcServerConfig::default()
+            };
             let server = chain
-                .serve_rpc("127.0.0.1:0".parse().unwrap())
+                .serve_rpc("127.0.0.1:0".parse().unwrap(), config)
                 .await
                 .expect("serve JSON-RPC");
             let ledger = RpcLedger::connect(&server.url())

@@ -18,9 +18,9 @@ use serde::Deserialize as _;
 use serde_json::{json, Value};
 
 use super::render::{big_quantity, block_json, quantity, receipt_json, transaction_json};
-use super::MAX_BATCH;
+use super::Server;
 use crate::embedded::block::BlockTx;
-use crate::embedded::exec::{self, CallRequest, Revert};
+use crate::embedded::exec::{self, CallRequest, EstimateError, Revert};
 use crate::embedded::history::{ChainBlock, LogQuery};
 use crate::embedded::EmbeddedChain;
 use crate::ledger::LedgerError;
@@ -47,8 +47,13 @@ impl RpcError {
         Self::new(-32602, message)
     }
 
-    fn server(message: impl Into<String>) -> Self {
+    pub(super) fn server(message: impl Into<String>) -> Self {
         Self::new(-32000, message)
+    }
+
+    /// EIP-1474's "transaction rejected".
+    pub(super) fn rejected(message: impl Into<String>) -> Self {
+        Self::new(-32003, message)
     }
 
     /// geth/anvil's shape: code 3, the reason in the message, the raw
@@ -77,7 +82,8 @@ impl From<LedgerError> for RpcError {
 type RpcResult = Result<Value, RpcError>;
 
 /// Answers one HTTP body: a request, or a batch of them.
-pub(super) async fn handle_body(chain: &Arc<EmbeddedChain>, body: &[u8]) -> Vec<u8> {
+pub(super) async fn handle_body(server: &Arc<Server>, body: &[u8]) -> Vec<u8> {
+    let max_batch = server.config.max_batch;
     let parsed: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => {
@@ -91,23 +97,23 @@ pub(super) async fn handle_body(chain: &Arc<EmbeddedChain>, body: &[u8]) -> Vec<
         Value::Array(requests) if requests.is_empty() => {
             reply(Value::Null, Err(RpcError::new(-32600, "empty batch")))
         }
-        Value::Array(requests) if requests.len() > MAX_BATCH => reply(
+        Value::Array(requests) if requests.len() > max_batch => reply(
             Value::Null,
             Err(RpcError::new(
                 -32600,
-                format!("batch larger than {MAX_BATCH}"),
+                format!("batch of {} requests: at most {max_batch}", requests.len()),
             )),
         ),
         Value::Array(requests) => {
             let mut answers = Vec::with_capacity(requests.len());
             for request in requests {
-                if let Some(answer) = handle_request(chain, request).await {
+                if let Some(answer) = handle_request(server, request).await {
                     answers.push(answer);
                 }
             }
             serde_json::to_vec(&answers).unwrap_or_default()
         }
-        single => match handle_request(chain, single).await {
+        single => match handle_request(server, single).await {
             Some(answer) => serde_json::to_vec(&answer).unwrap_or_default(),
             None => Vec::new(),
         },
@@ -132,7 +138,7 @@ fn envelope(id: Value, result: RpcResult) -> Value {
 }
 
 /// `None` for a notification (a request without an id).
-async fn handle_request(chain: &Arc<EmbeddedChain>, request: Value) -> Option<Value> {
+async fn handle_request(server: &Arc<Server>, request: Value) -> Option<Value> {
     let Value::Object(mut request) = request else {
         return Some(envelope(
             Value::Null,
@@ -153,13 +159,14 @@ async fn handle_request(chain: &Arc<EmbeddedChain>, request: Value) -> Option<Va
         }
     };
     let result = match method {
-        Some(method) => dispatch(chain, &method, &params).await,
+        Some(method) => dispatch(server, &method, &params).await,
         None => Err(RpcError::new(-32600, "invalid request: no method")),
     };
     id.map(|id| envelope(id, result))
 }
 
-async fn dispatch(chain: &Arc<EmbeddedChain>, method: &str, params: &[Value]) -> RpcResult {
+async fn dispatch(server: &Arc<Server>, method: &str, params: &[Value]) -> RpcResult {
+    let chain = &server.chain;
     let shared = &chain.shared;
     let config = &shared.config;
     match method {
@@ -217,7 +224,12 @@ async fn dispatch(chain: &Arc<EmbeddedChain>, method: &str, params: &[Value]) ->
         "eth_call" => {
             let req = call_request(params)?;
             block_tag(chain, params, 1)?;
-            let outcome = chain.run_call(&req)?;
+            let gas = server.config.call_gas(req.gas);
+            let chain = chain.clone();
+            let outcome = server
+                .calls
+                .run(move |_deadline| chain.run_call(&req, gas))
+                .await??;
             match &outcome.revert {
                 Some(revert) => Err(RpcError::reverted(revert)),
                 None => Ok(json!(outcome.output)),
@@ -226,22 +238,30 @@ async fn dispatch(chain: &Arc<EmbeddedChain>, method: &str, params: &[Value]) ->
         "eth_estimateGas" => {
             let req = call_request(params)?;
             block_tag(chain, params, 1)?;
-            let head = shared.head_params();
-            let cap = req
-                .gas
-                .unwrap_or(config.call_gas_cap)
-                .min(config.block_gas_limit);
-            let state = shared.state.read();
-            match exec::estimate_gas(&state, config.chain_id, head, &req, cap) {
+            let cap = server.config.call_gas(req.gas).min(config.block_gas_limit);
+            let chain = chain.clone();
+            let estimate = server
+                .calls
+                .run(move |deadline| {
+                    let shared = &chain.shared;
+                    exec::estimate_gas(cap, deadline, |gas| {
+                        let head = shared.head_params();
+                        let state = shared.state.read();
+                        exec::call(&state, shared.config.chain_id, head, &req, gas)
+                    })
+                })
+                .await?;
+            match estimate {
                 Ok(Ok(gas)) => Ok(quantity(gas)),
                 Ok(Err(failed)) => match &failed.revert {
                     Some(revert) => Err(RpcError::reverted(revert)),
                     None => Err(RpcError::server("execution failed")),
                 },
-                Err(e) => Err(RpcError::server(e)),
+                Err(EstimateError::Invalid(e)) => Err(RpcError::server(e)),
+                Err(EstimateError::TimedOut) => Err(server.calls.timed_out("estimating gas")),
             }
         }
-        "eth_sendRawTransaction" => send_raw_transaction(chain, params).await,
+        "eth_sendRawTransaction" => send_raw_transaction(server, params).await,
         "eth_sendTransaction" => Err(RpcError::new(
             -32601,
             "eth_sendTransaction is not served: sign locally and use eth_sendRawTransaction",
@@ -383,7 +403,8 @@ fn fee_history(chain: &EmbeddedChain, params: &[Value]) -> RpcResult {
     Ok(out)
 }
 
-async fn send_raw_transaction(chain: &Arc<EmbeddedChain>, params: &[Value]) -> RpcResult {
+async fn send_raw_transaction(server: &Arc<Server>, params: &[Value]) -> RpcResult {
+    let chain = &server.chain;
     let raw: Bytes = param(params, 0)?;
     let config = &chain.shared.config;
     let envelope = {
@@ -414,6 +435,8 @@ async fn send_raw_transaction(chain: &Arc<EmbeddedChain>, params: &[Value]) -> R
     let sender = envelope
         .recover_signer()
         .map_err(|e| RpcError::server(format!("invalid signature: {e}")))?;
+    let zero_fee = envelope.max_fee_per_gas() == 0;
+    server.admission.check(chain, sender, zero_fee)?;
     let tx = BlockTx::decode(raw, sender).map_err(RpcError::invalid_params)?;
     if chain.shared.history.read().contains_tx(&tx.hash) {
         return Err(RpcError::server("already known"));
