@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::message::{unix_now, Delivery, Message};
 use crate::metrics::Metrics;
 use crate::retained::{Retained, RetainedLimits, RetainedStore};
-use crate::router::{CachedCheck, Matched, Router};
+use crate::router::{CachedCheck, Checks, Matched, Router};
 use crate::session::{Enqueued, Inflight, Outgoing, Session, SessionState};
 use crate::store::{Loaded, MessageRecord, Store, StoreOp};
 use crate::timers::{Timer, Timers};
@@ -59,6 +59,16 @@ pub struct Routed {
     pub matched: usize,
     /// Something was written to the store: acknowledge only after a barrier.
     pub stored: bool,
+    /// Connected subscribers whose queue went over its limit while they
+    /// keep taking messages: the publisher waits for them (backpressure).
+    pub congested: Vec<Arc<Session>>,
+}
+
+/// What queuing one delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queued {
+    pub stored: bool,
+    pub over_limit: bool,
 }
 
 /// What to do with a retained PUBLISH the retained store has no room for.
@@ -335,8 +345,12 @@ impl Broker {
     fn route(&self, message: &Arc<Message>) -> Routed {
         let mut routed = Routed::default();
         let epoch = self.authorizer.rights_epoch();
+        let checks = match self.authorizer.allows_everything() {
+            true => Checks::Never,
+            false => Checks::Unsettled(epoch),
+        };
         let mut matches = Vec::new();
-        self.router.matches(&message.topic, epoch, &mut matches);
+        self.router.matches(&message.topic, checks, &mut matches);
         if matches.len() > 1 {
             matches.sort_by_key(|m| Arc::as_ptr(&m.session) as usize);
         }
@@ -347,9 +361,12 @@ impl Broker {
             while j < matches.len() && Arc::ptr_eq(&matches[i].session, &matches[j].session) {
                 j += 1;
             }
-            if let Some(stored) = self.deliver_matches(message, &matches[i..j], epoch) {
+            if let Some(q) = self.deliver_matches(message, &matches[i..j], epoch) {
                 routed.matched += 1;
-                routed.stored |= stored;
+                routed.stored |= q.stored;
+                if q.over_limit {
+                    routed.congested.push(matches[i].session.clone());
+                }
             }
             i = j;
         }
@@ -365,7 +382,7 @@ impl Broker {
         message: &Arc<Message>,
         matches: &[Matched],
         epoch: Option<u64>,
-    ) -> Option<bool> {
+    ) -> Option<Queued> {
         let session = &matches[0].session;
         let mut st = session.state.lock();
         let mut qos: Option<QoS> = None;
@@ -399,9 +416,6 @@ impl Broker {
         let Some(cache) = &m.check else {
             return true; // settled: every topic of the filter is allowed
         };
-        if self.authorizer.allows_everything() {
-            return true;
-        }
         let Some(who) = &st.identity else {
             return false;
         };
@@ -429,7 +443,7 @@ impl Broker {
     /// Queues one delivery on a session (persisting it first when the
     /// session is persistent) and wakes its connection. Returns `None` if
     /// it was not queued (session ended, queue full).
-    pub fn deliver(&self, session: &Arc<Session>, d: Delivery) -> Option<bool> {
+    pub fn deliver(&self, session: &Arc<Session>, d: Delivery) -> Option<Queued> {
         let mut st = session.state.lock();
         self.enqueue_locked(session, &mut st, d)
     }
@@ -439,7 +453,7 @@ impl Broker {
         session: &Arc<Session>,
         st: &mut SessionState,
         mut d: Delivery,
-    ) -> Option<bool> {
+    ) -> Option<Queued> {
         if st.ended {
             return None;
         }
@@ -450,8 +464,10 @@ impl Broker {
         let record =
             stored.then(|| message_record(&d.message, d.qos, d.retain, &d.subscription_ids));
         let seq = d.store_seq;
+        let mut over_limit = false;
         match st.enqueue(d, self.config.max_queued_messages) {
             Enqueued::Yes => {}
+            Enqueued::OverLimit => over_limit = true,
             Enqueued::ReplacedQos0 => Metrics::add(&self.metrics.messages_dropped, 1),
             Enqueued::Dropped { .. } => {
                 Metrics::add(&self.metrics.messages_dropped, 1);
@@ -464,7 +480,7 @@ impl Broker {
                     tracing::warn!(
                         client_id = &*session.client_id,
                         queued = st.queue.len(),
-                        "subscriber too slow: its queue is full; disconnecting it (0x97)"
+                        "subscriber stuck with a full queue; disconnecting it (0x97)"
                     );
                     c.close(
                         ReasonCode::QUOTA_EXCEEDED,
@@ -485,7 +501,7 @@ impl Broker {
         if let Some(c) = &st.conn {
             c.notify.notify_one();
         }
-        Some(stored)
+        Some(Queued { stored, over_limit })
     }
 
     pub fn session_count(&self) -> usize {

@@ -43,11 +43,12 @@ pub struct Config {
     pub max_inflight: u16,
     /// Messages queued for one session beyond those in flight (slow or
     /// offline subscribers). A full queue drops QoS 0 messages first; a
-    /// connected subscriber whose queue is full of QoS 1/2 messages is
-    /// disconnected (MQTT 5: DISCONNECT 0x97 Quota exceeded) and its session
-    /// keeps the queue; an offline session's full queue refuses new
-    /// messages. Publishers are never held back by a subscriber. Drops are
-    /// counted in `$SYS/broker/messages/dropped`.
+    /// connected subscriber whose queue is full of QoS 1/2 messages holds
+    /// its publishers back while it keeps taking messages, and is
+    /// disconnected (MQTT 5: DISCONNECT 0x97 Quota exceeded) once it takes
+    /// nothing for 100 ms, its session keeping the queue; an offline
+    /// session's full queue refuses new messages. Drops are counted in
+    /// `$SYS/broker/messages/dropped`.
     pub max_queued_messages: usize,
     /// Subscriptions one session may hold (more: SUBACK 0x97 Quota exceeded).
     pub max_subscriptions: usize,

@@ -107,16 +107,17 @@ impl Security {
     }
 }
 
-/// Creates `dir` (and its parents) and makes it readable by its owner only
-/// (0700): the data directory holds sessions, messages and, in the ledger
-/// mode, the node's counters.
+/// Creates `dir` (and its parents) readable by its owner only (0700) if it
+/// does not exist; an existing directory keeps its mode (as
+/// `ledgermq_keystore::secret_file::create_private_dir`, which the broker
+/// core does not depend on). The data directory holds sessions, messages
+/// and, in the ledger mode, the node's counters (docs/persistence.md).
 pub fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .create(dir)
 }
 
 /// Makes an existing file readable and writable by its owner only (0600).

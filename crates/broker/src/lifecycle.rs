@@ -110,6 +110,7 @@ impl Broker {
         if let Some(c) = st.conn.take() {
             c.close(ReasonCode::SESSION_TAKEN_OVER, None);
         }
+        old.room.notify_waiters();
         let who = identity_of(&st, &old.client_id);
         if let Some(will) = st.will.take() {
             if rules::will_on_takeover(outcome) == WillFate::PublishNow {
@@ -178,6 +179,8 @@ impl Broker {
             }
             st.conn = None;
             session.online.store(false, Ordering::Relaxed);
+            // Publishers held back by this subscriber go on.
+            session.room.notify_waiters();
             let now = Instant::now();
             st.disconnected_at = Some(now);
             let who = identity_of(&st, &session.client_id);

@@ -31,6 +31,16 @@ pub struct DeliveryCache {
     state: AtomicU64,
 }
 
+/// Which matches need their delivery checked (see [`Router::matches`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// The authorizer allows everything: no match needs a check.
+    Never,
+    /// Matches whose cached verdict for this rights epoch (if the
+    /// authorizer has epochs) is not "all topics".
+    Unsettled(Option<u64>),
+}
+
 /// A cached verdict about the deliveries of one subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CachedCheck {
@@ -210,10 +220,10 @@ impl Router {
 
     /// Every subscription matching the topic name. Shared groups contribute
     /// one member each, chosen round-robin among connected members (any
-    /// member if none is connected). `epoch` is the authorizer's rights
-    /// epoch: a subscription whose cached verdict for it is "all topics"
-    /// comes back without a check to make.
-    pub fn matches(&self, topic_name: &str, epoch: Option<u64>, out: &mut Vec<Matched>) {
+    /// member if none is connected). With `Checks::Unsettled(epoch)`, a
+    /// subscription whose cached verdict for the authorizer's rights epoch
+    /// is "all topics" comes back without a check to make.
+    pub fn matches(&self, topic_name: &str, checks: Checks, out: &mut Vec<Matched>) {
         let root = self.root.read();
         let levels: InlineStack<&str, 16> = topic_name.split('/').collect();
         let first = levels.first().copied().unwrap_or("");
@@ -224,11 +234,11 @@ impl Router {
             let wildcards = topic::wildcard_may_match(first, depth);
             if wildcards {
                 if let Some(hash) = node.children.get("#") {
-                    emit(hash, epoch, out);
+                    emit(hash, checks, out);
                 }
             }
             let Some(level) = levels.get(depth) else {
-                emit(node, epoch, out);
+                emit(node, checks, out);
                 continue;
             };
             if let Some(child) = node.children.get(*level) {
@@ -250,8 +260,13 @@ fn split_shared(filter: &str) -> (Option<&str>, &str) {
     }
 }
 
-fn matched(entry: &SubEntry, shared: bool, epoch: Option<u64>) -> Matched {
-    let settled = epoch.and_then(|e| entry.check.get(e)) == Some(CachedCheck::All);
+fn matched(entry: &SubEntry, shared: bool, checks: Checks) -> Matched {
+    let settled = match checks {
+        Checks::Never => true,
+        Checks::Unsettled(epoch) => {
+            epoch.and_then(|e| entry.check.get(e)) == Some(CachedCheck::All)
+        }
+    };
     Matched {
         session: entry.session.clone(),
         options: entry.options,
@@ -261,9 +276,9 @@ fn matched(entry: &SubEntry, shared: bool, epoch: Option<u64>) -> Matched {
     }
 }
 
-fn emit(node: &Node, epoch: Option<u64>, out: &mut Vec<Matched>) {
+fn emit(node: &Node, checks: Checks, out: &mut Vec<Matched>) {
     for s in &node.subs {
-        out.push(matched(s, false, epoch));
+        out.push(matched(s, false, checks));
     }
     for g in &node.shared {
         if g.members.is_empty() {
@@ -275,7 +290,7 @@ fn emit(node: &Node, epoch: Option<u64>, out: &mut Vec<Matched>) {
             .map(|k| &g.members[(start + k) % n])
             .find(|m| m.session.is_online())
             .unwrap_or(&g.members[start % n]);
-        out.push(matched(pick, true, epoch));
+        out.push(matched(pick, true, checks));
     }
 }
 
@@ -346,7 +361,7 @@ mod tests {
 
     fn matched_ids(r: &Router, t: &str) -> Vec<String> {
         let mut out = Vec::new();
-        r.matches(t, None, &mut out);
+        r.matches(t, Checks::Never, &mut out);
         let mut ids: Vec<String> = out
             .iter()
             .map(|m| m.session.client_id.to_string())
@@ -462,17 +477,17 @@ mod tests {
         let s = session("s");
         r.subscribe("a/#", &s, SubscriptionOptions::default(), None);
         let mut out = Vec::new();
-        r.matches("a/b", Some(1), &mut out);
+        r.matches("a/b", Checks::Unsettled(Some(1)), &mut out);
         assert!(
             out[0].check.is_some(),
             "unknown verdict: the broker must ask"
         );
         out[0].check.as_ref().unwrap().set(1, CachedCheck::All);
         out.clear();
-        r.matches("a/b", Some(1), &mut out);
+        r.matches("a/b", Checks::Unsettled(Some(1)), &mut out);
         assert!(out[0].check.is_none(), "settled for epoch 1");
         out.clear();
-        r.matches("a/b", Some(2), &mut out);
+        r.matches("a/b", Checks::Unsettled(Some(2)), &mut out);
         assert!(out[0].check.is_some(), "a new epoch asks again");
     }
 }

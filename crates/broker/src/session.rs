@@ -71,6 +71,22 @@ pub struct ConnLink {
     /// with this reason first (MQTT 5).
     pub close: Mutex<Option<(ReasonCode, Option<String>)>>,
     pub closing: AtomicBool,
+    /// When the client last took something from us: bytes written to its
+    /// socket, or an acknowledgement that freed its in-flight window
+    /// (milliseconds on [`clock_ms`]).
+    progress: AtomicU64,
+}
+
+/// How long a subscriber with a full queue may go without taking anything
+/// before it counts as stuck and is disconnected (0x97). A subscriber that
+/// keeps taking messages, only more slowly than they come, holds its
+/// publishers back instead.
+pub const STUCK_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Milliseconds since the first call, on the monotonic clock.
+pub fn clock_ms() -> u64 {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 impl ConnLink {
@@ -82,7 +98,19 @@ impl ConnLink {
             notify: Notify::new(),
             close: Mutex::new(None),
             closing: AtomicBool::new(false),
+            progress: AtomicU64::new(clock_ms()),
         }
+    }
+
+    /// The client took something from us.
+    pub fn progressed(&self) {
+        self.progress.store(clock_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether the client has taken nothing for [`STUCK_AFTER`].
+    pub fn is_stuck(&self) -> bool {
+        clock_ms().saturating_sub(self.progress.load(Ordering::Relaxed))
+            >= STUCK_AFTER.as_millis() as u64
     }
 
     /// Encodes a control packet for the writer and wakes it.
@@ -213,9 +241,14 @@ pub enum Enqueued {
     },
     /// Queue full of QoS 0 messages made room; the new one is queued.
     ReplacedQos0,
-    /// Queue full of QoS 1/2 messages while a subscriber is connected: the
-    /// delivery was dropped and the subscriber is too slow to keep (it is
-    /// disconnected with 0x97; its session keeps the queue).
+    /// Queue full of QoS 1/2 messages while a subscriber is connected and
+    /// taking messages, only slowly: the delivery is queued beyond the limit
+    /// and the publisher must wait for [`Session::room`] (backpressure).
+    OverLimit,
+    /// Queue full of QoS 1/2 messages while a subscriber is connected but
+    /// stuck (it took nothing for [`STUCK_AFTER`]): the delivery was
+    /// dropped and the subscriber is disconnected with 0x97; its session
+    /// keeps the queue.
     SubscriberTooSlow {
         store_seq: Option<u64>,
     },
@@ -234,6 +267,9 @@ pub struct Session {
     /// Held by the attached connection while it handles packets, and by a
     /// takeover while it moves the session to a new connection.
     pub handling: tokio::sync::Mutex<()>,
+    /// Signalled by the writer when the queue is back under its limit, for
+    /// publishers held back by [`Enqueued::OverLimit`].
+    pub room: Notify,
     pub state: Mutex<SessionState>,
 }
 
@@ -244,6 +280,7 @@ impl Session {
             online: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             handling: tokio::sync::Mutex::new(()),
+            room: Notify::new(),
             state: Mutex::new(SessionState {
                 protocol,
                 expiry_interval,
@@ -271,6 +308,22 @@ impl Session {
         self.online.load(Ordering::Relaxed)
     }
 
+    /// Whether a publisher held back by this session may go on: its queue
+    /// is under `limit`, or nobody is connected to drain it any more.
+    pub fn has_room(&self, limit: usize) -> bool {
+        let st = self.state.lock();
+        st.queue.len() < limit || st.conn.is_none() || st.ended
+    }
+
+    /// Whether the attached subscriber is stuck (see [`STUCK_AFTER`]).
+    pub fn subscriber_stuck(&self) -> bool {
+        self.state
+            .lock()
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.is_stuck())
+    }
+
     /// Closes the attached connection, if any (MQTT 5: DISCONNECT `reason`).
     pub fn close_connection(&self, reason: ReasonCode, text: &str) {
         if let Some(c) = &self.state.lock().conn {
@@ -282,8 +335,10 @@ impl Session {
 
 impl SessionState {
     /// Queues a delivery, applying the overflow policy: QoS 0 messages are
-    /// dropped first; a full queue of QoS 1/2 messages drops the new one
-    /// and, when a subscriber is connected, says it is too slow.
+    /// dropped first; a full queue of QoS 1/2 messages holds the publisher
+    /// back while a connected subscriber keeps taking messages, drops the
+    /// new one and calls the subscriber too slow when it is stuck, and drops
+    /// it for an offline session.
     pub fn enqueue(&mut self, d: Delivery, max_queued: usize) -> Enqueued {
         if self.ended {
             return Enqueued::Ended;
@@ -300,9 +355,12 @@ impl SessionState {
                     outcome = Enqueued::ReplacedQos0;
                 }
                 None if d.qos != QoS::AtMostOnce && self.conn.is_some() => {
-                    return Enqueued::SubscriberTooSlow {
-                        store_seq: d.store_seq,
+                    if self.conn.as_ref().is_some_and(|c| c.is_stuck()) {
+                        return Enqueued::SubscriberTooSlow {
+                            store_seq: d.store_seq,
+                        };
                     }
+                    outcome = Enqueued::OverLimit;
                 }
                 None => {
                     return Enqueued::Dropped {
@@ -479,15 +537,27 @@ mod tests {
     }
 
     #[test]
-    fn full_queue_of_online_session_drops_and_calls_the_subscriber_too_slow() {
+    fn full_queue_of_a_live_subscriber_holds_back_and_of_a_stuck_one_drops() {
         let mut s = state();
-        s.conn = Some(Arc::new(ConnLink::new(Protocol::V5, usize::MAX)));
+        let link = Arc::new(ConnLink::new(Protocol::V5, usize::MAX));
+        s.conn = Some(link.clone());
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), 1), Enqueued::Yes);
+        link.progressed();
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 1),
+            Enqueued::OverLimit,
+            "a subscriber that keeps taking messages slows the publisher down"
+        );
+        std::thread::sleep(STUCK_AFTER + std::time::Duration::from_millis(20));
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce), 1),
             Enqueued::SubscriberTooSlow { store_seq: None }
         );
-        assert_eq!(s.queue.len(), 1, "the queue never grows past its limit");
+        assert_eq!(
+            s.queue.len(),
+            2,
+            "a stuck subscriber's queue grows no further"
+        );
         assert!(matches!(
             s.enqueue(delivery(QoS::AtMostOnce), 1),
             Enqueued::Dropped { .. }

@@ -64,6 +64,9 @@ pub(crate) struct Connection {
     /// Inbound topic aliases (client → broker).
     aliases: HashMap<u16, String>,
     pending: Arc<PendingAcks>,
+    /// Subscribers the last PUBLISH overfilled while they keep taking
+    /// messages; reading pauses until they drain (backpressure).
+    congested: Vec<Arc<Session>>,
     /// A QoS 1/2 message was queued for other sessions since the last
     /// write, and its acknowledgement should wait for their deliveries.
     pub routed: bool,
@@ -114,6 +117,7 @@ impl Connection {
             limits,
             aliases: HashMap::new(),
             pending: Arc::new(PendingAcks::default()),
+            congested: Vec::new(),
             routed: false,
             allowed_publish: None,
             protection,
@@ -161,6 +165,18 @@ impl Connection {
 
     pub fn keep_alive(&self) -> u16 {
         self.limits.keep_alive
+    }
+
+    /// The first subscriber the last PUBLISH overfilled, if any.
+    pub fn congested(&self) -> Option<&Arc<Session>> {
+        self.congested.first()
+    }
+
+    /// That subscriber has room again, or was given up on.
+    pub fn uncongest_first(&mut self) {
+        if !self.congested.is_empty() {
+            self.congested.remove(0);
+        }
     }
 
     /// Acknowledgements waiting for the store: past Receive Maximum the
@@ -319,10 +335,11 @@ impl Connection {
             (true, QoS::AtLeastOnce | QoS::ExactlyOnce) => OnRetainLimit::Refuse,
             _ => OnRetainLimit::DeliverAnyway,
         };
-        let Ok(routed) = self.broker.publish(Arc::new(message), on_limit) else {
+        let Ok(mut routed) = self.broker.publish(Arc::new(message), on_limit) else {
             self.refuse_publish(qos, packet_id, ReasonCode::QUOTA_EXCEEDED);
             return Ok(());
         };
+        self.congested.append(&mut routed.congested);
         // An acknowledgement is owed: let the deliveries go out first.
         self.routed |= routed.matched > 0 && qos != QoS::AtMostOnce;
         let reason = if routed.matched == 0 && v5 {
@@ -397,6 +414,7 @@ impl Connection {
         // Unknown ids are tolerated: a late ack after a session resume.
         if let Some(i) = done {
             self.forget_stored(i.store_seq);
+            self.link.progressed();
             self.link.notify.notify_one(); // the window has room again
         }
         Ok(())
@@ -501,6 +519,7 @@ impl Connection {
             .complete(r.packet_id, QoS::ExactlyOnce);
         if let Some(i) = done {
             self.forget_stored(i.store_seq);
+            self.link.progressed();
             self.link.notify.notify_one();
         }
         Ok(())

@@ -145,6 +145,7 @@ impl Writer {
     /// `n` more bytes reached the socket.
     pub fn advance(&mut self, n: usize) {
         self.written += n;
+        self.link.progressed();
         Metrics::add(&self.broker.metrics.bytes_sent, n as u64);
         if self.written == self.out.len() {
             self.out.clear();
@@ -304,6 +305,9 @@ impl Writer {
                 *sent = true;
             }
             self.encode_delivery(&d, packet_id, false, now, protection);
+        }
+        if st.queue.len() < self.broker.config.max_queued_messages {
+            session.room.notify_waiters();
         }
         drop(st);
         if newly_staged > 0 {

@@ -2,10 +2,12 @@
 //!
 //! What makes the loop stop reading from its client (and only from its
 //! client): the client not reading our answers (`OUT_BACKLOG_LIMIT`),
-//! acknowledgements waiting for the store beyond Receive Maximum, and the
-//! store's backlog over `max_store_backlog_bytes`. What never does: a slow
-//! subscriber. A subscriber that cannot keep up loses its place instead
-//! (its queue fills, it is disconnected with 0x97, see
+//! acknowledgements waiting for the store beyond Receive Maximum, the
+//! store's backlog over `max_store_backlog_bytes`, and a subscriber whose
+//! queue this client's messages filled while it keeps taking them, only
+//! more slowly (backpressure: no acknowledged message is dropped for it).
+//! A subscriber that takes nothing for [`STUCK_AFTER`] with a full queue
+//! holds nobody back: it is disconnected with 0x97 (see
 //! [`crate::session::SessionState::enqueue`]), so one stuck client cannot
 //! stall publishers or anyone else.
 
@@ -20,10 +22,39 @@ use super::inbound::Connection;
 use super::outbound::Writer;
 use super::Ending;
 use crate::metrics::Metrics;
+use crate::session::{Session, STUCK_AFTER};
 
 /// Encoded bytes waiting for a slow client above which we stop reading
 /// from it: a client must read our answers to be heard.
 const OUT_BACKLOG_LIMIT: usize = 256 * 1024;
+
+/// How long a publisher waits for a slow (not stuck) subscriber to make
+/// room before that subscriber is disconnected as a slow consumer (0x97);
+/// its session keeps the messages.
+const SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Waits until `s` has room, or gives up on it (stuck, or slow for
+/// [`SLOW_CONSUMER_TIMEOUT`]) and disconnects it.
+async fn room_in(s: &Session, limit: usize, since: Instant, metrics: &Metrics) {
+    loop {
+        let notified = s.room.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if s.has_room(limit) {
+            return;
+        }
+        tokio::select! {
+            _ = notified => {}
+            _ = tokio::time::sleep(STUCK_AFTER / 2) => {
+                if s.subscriber_stuck() || since.elapsed() >= SLOW_CONSUMER_TIMEOUT {
+                    Metrics::add(&metrics.slow_subscribers, 1);
+                    s.close_connection(ReasonCode::QUOTA_EXCEEDED, "subscriber too slow: queue full");
+                    return;
+                }
+            }
+        }
+    }
+}
 
 /// Serves an accepted connection until it ends, and says why.
 pub(super) async fn run<R, W>(
@@ -48,13 +79,17 @@ where
     let far = Duration::from_secs(365 * 24 * 3600);
     let keep_alive = tokio::time::sleep(idle.unwrap_or(far));
     tokio::pin!(keep_alive);
+    let mut congested_since: Option<Instant> = None;
 
     loop {
         // Handle everything already received, holding the session's
         // handling lock so a takeover waits for the batch to finish.
-        if !buf.is_empty() {
+        if !buf.is_empty() && conn.congested().is_none() {
             let _handling = session.handling.lock().await;
-            while !link.is_closing() && conn.acks_waiting() < ack_limit {
+            while !link.is_closing()
+                && conn.acks_waiting() < ack_limit
+                && conn.congested().is_none()
+            {
                 match decode(&mut buf, Some(link.protocol), max) {
                     Ok(Some(packet)) => {
                         if let Err(ending) = conn.handle(packet).await {
@@ -84,8 +119,14 @@ where
         writer.gather();
 
         let store_full = !broker.store_has_room();
-        let can_read =
-            writer.pending() < OUT_BACKLOG_LIMIT && !store_full && conn.acks_waiting() < ack_limit;
+        let congested = conn.congested().cloned();
+        if congested.is_some() && congested_since.is_none() {
+            congested_since = Some(Instant::now());
+        }
+        let can_read = writer.pending() < OUT_BACKLOG_LIMIT
+            && !store_full
+            && congested.is_none()
+            && conn.acks_waiting() < ack_limit;
         if buf.capacity() - buf.len() < 1024 {
             buf.reserve(8192);
         }
@@ -96,6 +137,16 @@ where
                 wr.flush().await?; // TLS: push the records out
             }
             Ok::<usize, std::io::Error>(n)
+        };
+        let limit = broker.config.max_queued_messages;
+        let room = async {
+            match &congested {
+                Some(s) => {
+                    let since = congested_since.unwrap_or_else(Instant::now);
+                    room_in(s, limit, since, &broker.metrics).await
+                }
+                None => std::future::pending().await,
+            }
         };
         let store_room = async {
             if store_full {
@@ -121,6 +172,10 @@ where
             },
             _ = link.notify.notified() => {}
             _ = store_room => {}
+            _ = room => {
+                conn.uncongest_first();
+                congested_since = None;
+            }
             _ = &mut keep_alive, if idle.is_some() => {
                 return Ending::Broker(ReasonCode::KEEP_ALIVE_TIMEOUT, Some("keep alive timeout".into()));
             }
