@@ -406,13 +406,22 @@ impl SessionState {
         self.inflight.push_back(inflight);
     }
 
+    /// Acknowledgements come mostly in order: search from the oldest.
     fn inflight_position(&self, packet_id: u16) -> Option<usize> {
-        // The newest entries are the likeliest to be asked for.
-        self.inflight.iter().rposition(|i| i.packet_id == packet_id)
+        self.inflight.iter().position(|i| i.packet_id == packet_id)
     }
 
     pub fn inflight_mut(&mut self, packet_id: u16) -> Option<&mut Inflight> {
         let pos = self.inflight_position(packet_id)?;
+        self.inflight.get_mut(pos)
+    }
+
+    /// The in-flight entry the writer just started (search from the newest).
+    pub fn newest_inflight_mut(&mut self, packet_id: u16) -> Option<&mut Inflight> {
+        let pos = self
+            .inflight
+            .iter()
+            .rposition(|i| i.packet_id == packet_id)?;
         self.inflight.get_mut(pos)
     }
 

@@ -417,8 +417,9 @@ fn oversized_and_malformed_packets_close_only_their_sender() {
 /// A stuck subscriber never stalls the publisher or the healthy
 /// subscriber: 10,000 msg/s QoS 1 to both; the healthy one's p99 stays
 /// near its baseline (measured without the stuck one), and the stuck one's
-/// queue policy applies: its queue fills to `max_queued_messages`, then it
-/// is disconnected with 0x97 Quota exceeded.
+/// queue policy applies: its queue fills to `max_queued_messages`, then,
+/// having taken nothing for 100 ms, it is disconnected with 0x97 Quota
+/// exceeded.
 #[test]
 fn a_stuck_subscriber_does_not_stall_a_10k_per_second_publisher() {
     if skip_unless_ledgermq("hostile-input suite") {
@@ -495,7 +496,12 @@ fn a_stuck_subscriber_does_not_stall_a_10k_per_second_publisher() {
     let (with_stuck, n1, stuck) = run(true);
     eprintln!("stuck subscriber: healthy p99 {with_stuck:?} ({n1} messages) vs {baseline:?} without it ({n0})");
     assert_eq!(n1, 30_000, "the healthy subscriber got every message");
-    let bound = Duration::from_millis(10).max(baseline * 5);
+    // Typically 3-5 ms either way on a 2-core machine; the bound tells
+    // "keeps serving" from "stalls" (the stalls this replaced lasted up to
+    // 30 s). When the stuck subscriber's queue fills within 100 ms of its
+    // last socket write, the publisher waits that long before it counts as
+    // stuck, which a p99 over 30,000 messages can show.
+    let bound = Duration::from_millis(50).max(baseline * 10);
     assert!(
         with_stuck < bound,
         "healthy p99 {with_stuck:?} over {bound:?}"

@@ -63,9 +63,12 @@ pub fn encode(packet: &Packet, protocol: Protocol, buf: &mut BytesMut) -> Result
 /// User Properties (MQTT-3.1.2-25; §3.1.2.11.4, §3.14.2.2.3); one that
 /// still does not fit is not sent at all. Returns whether it was appended.
 pub fn encode_within(packet: &Packet, protocol: Protocol, max: usize, buf: &mut BytesMut) -> bool {
-    if encoded_len(packet, protocol) <= max {
-        return encode(packet, protocol, buf).is_ok();
+    // The common case in one pass: encode, and look at the size after.
+    let start = buf.len();
+    if encode(packet, protocol, buf).is_ok() && buf.len() - start <= max {
+        return true;
     }
+    buf.truncate(start);
     let mut slim = packet.clone();
     let Some(props) = optional_properties(&mut slim) else {
         return false;

@@ -70,6 +70,9 @@ pub(crate) struct Connection {
     /// A QoS 1/2 message was queued for other sessions since the last
     /// write, and its acknowledgement should wait for their deliveries.
     pub routed: bool,
+    /// The client acknowledged a delivery since the pump last looked: it is
+    /// taking messages (see [`ConnLink::progressed`]).
+    pub acknowledged: bool,
     /// The last topic this connection was allowed to publish to, and the
     /// authorizer's epoch then (see [`Authorizer::rights_epoch`]).
     allowed_publish: Option<(u64, String)>,
@@ -119,6 +122,7 @@ impl Connection {
             pending: Arc::new(PendingAcks::default()),
             congested: Vec::new(),
             routed: false,
+            acknowledged: false,
             allowed_publish: None,
             protection,
         }
@@ -414,7 +418,7 @@ impl Connection {
         // Unknown ids are tolerated: a late ack after a session resume.
         if let Some(i) = done {
             self.forget_stored(i.store_seq);
-            self.link.progressed();
+            self.acknowledged = true;
             self.link.notify.notify_one(); // the window has room again
         }
         Ok(())
@@ -433,6 +437,7 @@ impl Connection {
         }
         let outcome = st.received(r.packet_id);
         drop(st);
+        self.acknowledged = true;
         let (reason, seq) = match outcome {
             Some(seq) => (ReasonCode::SUCCESS, seq),
             None => (ReasonCode::PACKET_IDENTIFIER_NOT_FOUND, None),
@@ -519,7 +524,7 @@ impl Connection {
             .complete(r.packet_id, QoS::ExactlyOnce);
         if let Some(i) = done {
             self.forget_stored(i.store_seq);
-            self.link.progressed();
+            self.acknowledged = true;
             self.link.notify.notify_one();
         }
         Ok(())

@@ -300,7 +300,7 @@ impl Writer {
             if let Some(Inflight {
                 out: Outgoing::Publish { sent, .. },
                 ..
-            }) = st.inflight_mut(packet_id)
+            }) = st.newest_inflight_mut(packet_id)
             {
                 *sent = true;
             }

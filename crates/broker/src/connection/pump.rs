@@ -104,6 +104,9 @@ where
                 }
             }
         }
+        if std::mem::take(&mut conn.acknowledged) {
+            link.progressed(); // once per batch, not per acknowledgement
+        }
         if std::mem::take(&mut conn.routed) {
             // Let the subscribers we just woke write their deliveries before
             // we write our acknowledgements: delivery latency is what counts
