@@ -74,6 +74,24 @@ impl<T: Copy, const N: usize> FromIterator<T> for InlineStack<T, N> {
     }
 }
 
+/// Frees the children of a trie node (subscription or retained trie)
+/// without one stack frame per level: each descendant is moved to a heap
+/// list and dropped once it has no children left. Called from the nodes'
+/// `Drop`, so a 65,536-level chain is dropped in a loop.
+pub fn drop_children_iteratively<N>(
+    children: &mut std::collections::HashMap<Box<str>, N>,
+    children_of: fn(&mut N) -> &mut std::collections::HashMap<Box<str>, N>,
+) {
+    if children.is_empty() {
+        return;
+    }
+    let mut pending: Vec<N> = children.drain().map(|(_, n)| n).collect();
+    while let Some(mut n) = pending.pop() {
+        pending.extend(children_of(&mut n).drain().map(|(_, c)| c));
+        // `n` drops here with no children left.
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::InlineStack;

@@ -37,13 +37,7 @@ impl Node {
 impl Drop for Node {
     /// Frees the subtree without one stack frame per level.
     fn drop(&mut self) {
-        if self.children.is_empty() {
-            return;
-        }
-        let mut pending: Vec<Node> = self.children.drain().map(|(_, n)| n).collect();
-        while let Some(mut n) = pending.pop() {
-            pending.extend(n.children.drain().map(|(_, c)| c));
-        }
+        crate::inline_stack::drop_children_iteratively(&mut self.children, |n| &mut n.children);
     }
 }
 
