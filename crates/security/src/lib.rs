@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod client;
+pub mod envelope;
 mod error;
 mod key;
 pub mod scac;
@@ -18,6 +19,7 @@ pub mod totp;
 pub mod wire;
 
 pub use client::OtpClient;
+pub use envelope::{Envelope, EnvelopeError, GroupKey, KeyBundle, Publisher};
 pub use error::{OtpError, BAD_USER_NAME_OR_PASSWORD, BANNED, NOT_AUTHORIZED};
 pub use key::{OtpKey, OTP_KEY_LEN};
 pub use server::{
