@@ -402,6 +402,12 @@ contract Consortium {
         return brokers[account].exists;
     }
 
+    /// @notice Organisation operating broker node `account`, or "" if it is not a broker.
+    function orgOfBroker(address account) external view returns (string memory) {
+        if (!brokers[account].exists) return "";
+        return orgs[brokers[account].orgKey].id;
+    }
+
     /// @notice Number of broker nodes (all organisations).
     function brokerCount() external view returns (uint256) {
         return brokerList.length;

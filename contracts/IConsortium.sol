@@ -15,4 +15,7 @@ interface IConsortium {
 
     /// @notice Whether `account` is a registered broker node.
     function isBroker(address account) external view returns (bool);
+
+    /// @notice Organisation operating broker node `account`, or "" if it is not a broker.
+    function orgOfBroker(address account) external view returns (string memory);
 }

@@ -125,6 +125,8 @@ contract Registry {
     event RightRevoked(bytes32 indexed deviceKey, bytes32 indexed topicKey, string deviceId, string topic, address by);
     /// @notice The device's OTP key, HPKE-sealed to broker node `broker`, is `envelope`.
     event OtpEnvelopeSet(bytes32 indexed deviceKey, address indexed broker, string deviceId, bytes envelope);
+    /// @notice The device's OTP envelope for `broker` was deleted.
+    event OtpEnvelopeCleared(bytes32 indexed deviceKey, address indexed broker, string deviceId, address by);
     /// @notice A new group-key epoch was committed for the topic.
     event KeyEpochCommitted(bytes32 indexed topicKey, string topic, uint64 epoch, bytes32 commitment, address by);
     /// @notice The device is banned until `until` (unix seconds); `evidence`
@@ -353,19 +355,48 @@ contract Registry {
     // ------------------------------------------------------------- envelopes
 
     /// @notice Stores the device's OTP key sealed (HPKE) to broker node
-    ///         `brokerAccount`; caller must be an admin of the device's
-    ///         organisation. The contract never sees the key in clear.
+    ///         `brokerAccount` of the device's own organisation; caller must be
+    ///         an admin of that organisation. A node of another organisation
+    ///         never gets the symmetric key (it could act as the device): there
+    ///         the device authenticates with its signing key. The contract
+    ///         never sees the key in clear.
     /// @param deviceId an active device
-    /// @param brokerAccount a registered broker node
+    /// @param brokerAccount a registered broker node of the device's organisation
     /// @param envelope opaque HPKE envelope (1-1024 bytes); replaces any previous one
     function setOtpEnvelope(string calldata deviceId, address brokerAccount, bytes calldata envelope) external {
         (bytes32 key, Device storage d) = _activeDevice(deviceId);
         _onlyAdmin(d.org);
         require(consortium.isBroker(brokerAccount), "account is not a registered broker");
+        require(
+            keccak256(bytes(consortium.orgOfBroker(brokerAccount))) == keccak256(bytes(d.org)),
+            "broker node belongs to another organisation"
+        );
         require(envelope.length > 0 && envelope.length <= MAX_ENVELOPE, "envelope must be 1-1024 bytes");
         if (envelopes[key][brokerAccount].length == 0) envelopeBrokers[key].push(brokerAccount);
         envelopes[key][brokerAccount] = envelope;
         emit OtpEnvelopeSet(key, brokerAccount, deviceId, envelope);
+    }
+
+    /// @notice Deletes the device's OTP envelope for `brokerAccount` (a node
+    ///         that was removed, or one of another organisation from before
+    ///         envelopes were restricted); caller must be an admin of the
+    ///         device's organisation.
+    /// @param deviceId a registered device (active or revoked)
+    /// @param brokerAccount the node whose envelope goes
+    function clearOtpEnvelope(string calldata deviceId, address brokerAccount) external {
+        (bytes32 key, Device storage d) = _device(deviceId);
+        _onlyAdmin(d.org);
+        require(envelopes[key][brokerAccount].length != 0, "no OTP envelope for this broker");
+        delete envelopes[key][brokerAccount];
+        address[] storage list = envelopeBrokers[key];
+        for (uint256 i = 0; i < list.length; i++) {
+            if (list[i] == brokerAccount) {
+                list[i] = list[list.length - 1];
+                list.pop();
+                break;
+            }
+        }
+        emit OtpEnvelopeCleared(key, brokerAccount, deviceId, msg.sender);
     }
 
     // ------------------------------------------------------------ key epochs

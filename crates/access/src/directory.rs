@@ -102,6 +102,21 @@ impl DeviceDirectory {
 impl OtpDirectory for DeviceDirectory {
     fn otp_key(&self, device_id: &str) -> Option<OtpKey> {
         let envelope = self.view.otp_envelope(device_id, &self.account)?;
+        // A device's symmetric key belongs with its own organisation's nodes
+        // only. An envelope sealed to this node by a device of another
+        // organisation (a consortium from before the registry refused them)
+        // is not used: the device logs in here with its signing key (SCAC).
+        let same_org = match (self.view.broker(&self.account), self.view.device(device_id)) {
+            (Some(node), Some(device)) => node.org == device.org,
+            _ => false,
+        };
+        if !same_org {
+            tracing::debug!(
+                device_id,
+                "OTP key of a device of another organisation not used: it authenticates here with SCAC"
+            );
+            return None;
+        }
         if let Some(k) = self.keys.lock().get(device_id) {
             if k.envelope == envelope {
                 return Some(k.key.clone());

@@ -86,6 +86,15 @@ pub(crate) struct Access {
     scac: std::sync::OnceLock<scac::ScacService>,
 }
 
+/// How the node follows the registry.
+#[derive(Debug, Clone, Copy)]
+pub struct ViewOptions {
+    /// How often to ask the ledger for new blocks.
+    pub poll_interval: Duration,
+    /// Blocks an event must be buried under before it is believed.
+    pub finality_depth: u64,
+}
+
 /// The ledger security mode, ready to be handed to a broker.
 pub struct LedgerSecurity {
     access: Arc<Access>,
@@ -94,14 +103,14 @@ pub struct LedgerSecurity {
 impl LedgerSecurity {
     /// Reads the registry up to the latest block, checks that `account` is
     /// a broker node whose agreement key matches `node`, and starts
-    /// following the ledger every `poll_interval`. Call from a tokio runtime.
+    /// following the ledger as `view` says. Call from a tokio runtime.
     pub async fn start(
         ledger: Arc<dyn Ledger>,
         deployment: Deployment,
         account: LocalAccount,
         node: &BrokerNodeFile,
         settings: AccessSettings,
-        poll_interval: Duration,
+        view: ViewOptions,
     ) -> Result<LedgerSecurity, AccessError> {
         if node.account != account.address() {
             return Err(AccessError::AccountMismatch {
@@ -110,7 +119,8 @@ impl LedgerSecurity {
             });
         }
         let view = RegistryView::builder(ledger.clone(), deployment)
-            .poll_interval(poll_interval)
+            .poll_interval(view.poll_interval)
+            .finality_depth(view.finality_depth)
             .build()
             .await?;
         let secret = node.agreement_secret_bytes()?;

@@ -50,7 +50,21 @@ impl DeviceCredentials {
     /// ambiguous, and an error.
     pub fn totp_audience(&self, account: Option<&str>) -> Result<[u8; 20], ClientError> {
         if let Some(account) = account {
-            return parse_account(account);
+            let account = parse_account(account)?;
+            if let Some((_, org)) = self
+                .brokers
+                .iter()
+                .find(|(a, org)| *a == account && *org != self.org)
+            {
+                return Err(ClientError::Credentials(format!(
+                    "broker node 0x{} belongs to organisation '{org}': the OTP key of a device of \
+                     '{}' is sealed only to its own organisation's nodes, so OTP and TOTP work only \
+                     there; at another organisation's node log in with --auth scac (signing key)",
+                    hex::encode(account),
+                    self.org
+                )));
+            }
+            return Ok(account);
         }
         let own: Vec<&[u8; 20]> = self
             .brokers
@@ -98,9 +112,17 @@ mod tests {
     fn the_audience_is_the_only_node_of_the_devices_organisation() {
         let c = credentials(&[(1, "carrier"), (2, "supplier")]);
         assert_eq!(c.totp_audience(None).unwrap(), [2; 20]);
-        let given = format!("0x{}", "01".repeat(20));
-        assert_eq!(c.totp_audience(Some(&given)).unwrap(), [1; 20]);
+        // A node the bundle does not list (added after provisioning) may be named.
+        let given = format!("0x{}", "03".repeat(20));
+        assert_eq!(c.totp_audience(Some(&given)).unwrap(), [3; 20]);
         assert!(c.totp_audience(Some("0x12")).is_err());
+        // Another organisation's node never holds the OTP key: say to use SCAC.
+        let foreign = format!("0x{}", "01".repeat(20));
+        let err = c.totp_audience(Some(&foreign)).unwrap_err().to_string();
+        assert!(
+            err.contains("'carrier'") && err.contains("--auth scac"),
+            "{err}"
+        );
     }
 
     #[test]

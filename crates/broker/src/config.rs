@@ -143,6 +143,14 @@ pub struct Config {
     /// Ledger mode: JSON-RPC URL of the ledger to read (another node's
     /// embedded chain, or any EVM chain). Unset: this node's embedded chain.
     pub ledger_rpc: Option<String>,
+    /// Ledger mode: accept a plain `http://` `ledger_rpc` on a non-loopback
+    /// address. Anyone on the path could then feed this node a forged
+    /// registry; a warning is logged at every start.
+    pub ledger_rpc_insecure: bool,
+    /// Ledger mode: blocks a ledger event must be buried under before the
+    /// registry view applies it (0 for chains with instant finality, such as
+    /// QBFT, Clique with one signer, or the embedded chain).
+    pub ledger_finality_depth: u64,
     /// Ledger mode: the contracts' deployment file; unset means
     /// `data_dir/ledger.toml` (written by `ledgermq ledger deploy`).
     pub ledger_deployment: Option<PathBuf>,
@@ -278,6 +286,8 @@ impl Default for Config {
             ledger_account: None,
             ledger_node_keys: None,
             ledger_poll_interval_ms: 200,
+            ledger_rpc_insecure: false,
+            ledger_finality_depth: 0,
             otp_challenge_lifetime: 30,
             totp_step: 30,
             totp_digits: 8,

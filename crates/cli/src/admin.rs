@@ -8,9 +8,7 @@ use alloy_primitives::{Address, B256, U256};
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ledgermq_ledger::admin::apply::{apply, ApplyFile, ApplyOptions};
-use ledgermq_ledger::admin::{
-    AdminClient, BrokerNodeFile, BrokerNodeKeys, ProvisioningBundle, TopicRight,
-};
+use ledgermq_ledger::admin::{AdminClient, BrokerNodeFile, BrokerNodeKeys, TopicRight};
 use ledgermq_ledger::{LocalAccount, Signer};
 use sha2::{Digest as _, Sha256};
 
@@ -47,10 +45,17 @@ enum AdminCmd {
     /// Publish/subscribe rights.
     #[command(subcommand)]
     Right(RightCmd),
-    /// Seal the OTP keys of the given bundles to broker nodes that lack an envelope.
+    /// Seal the OTP keys of the given bundles to the nodes of the device's own
+    /// organisation that lack an envelope, and delete envelopes held by nodes
+    /// of other organisations or by removed nodes.
     Reseal {
         #[arg(required = true, value_name = "BUNDLE")]
         bundles: Vec<PathBuf>,
+        /// Give each device a fresh OTP key (rewrites the bundle; hand the
+        /// device its new bundle). Needed when another organisation's node
+        /// held the old key.
+        #[arg(long)]
+        rotate_otp_key: bool,
     },
     /// One item per line.
     List { what: ListWhat },
@@ -534,16 +539,36 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
                 .map_err(ledger_error)?;
             out!("revoked the right of {device} on {topic}");
         }
-        AdminCmd::Reseal { bundles } => {
+        AdminCmd::Reseal {
+            bundles,
+            rotate_otp_key,
+        } => {
             let s = signer(&args)?;
             for path in bundles {
-                let bundle = ProvisioningBundle::load(path).map_err(ledger_error)?;
-                let n = admin
-                    .reseal(&s, &bundle)
+                let r = admin
+                    .reseal(&s, path, *rotate_otp_key)
                     .await
                     .map_err(ledger_error)
                     .with_context(|| format!("resealing {}", path.display()))?;
-                out!("{}: {n} new envelope(s)", bundle.device_id);
+                let device = path.display();
+                if r.rotated {
+                    out!("{device}: new OTP key written; give the device this bundle");
+                }
+                out!(
+                    "{device}: {} envelope(s) sealed, {} removed from nodes no longer registered",
+                    r.sealed,
+                    r.cleared_removed
+                );
+                for (node, org) in &r.cleared_foreign {
+                    out!("{device}: removed the envelope held by {node} of organisation {org}");
+                }
+                if !r.cleared_foreign.is_empty() && !r.rotated {
+                    eprintln!(
+                        "warning: {device}: nodes of another organisation held this device's OTP key; \
+                         their operators could act as the device until the key changes: \
+                         run `ledgermq admin reseal --rotate-otp-key {device}` and give the device its new bundle"
+                    );
+                }
             }
         }
         AdminCmd::List {

@@ -581,7 +581,14 @@ mod tests {
             &bundle,
             &["--auth", "totp", "--broker-account", &account, "connect"],
         );
-        assert_eq!(args.totp_audience(&creds).unwrap(), [1; 20]);
+        let err = args.totp_audience(&creds).unwrap_err();
+        assert!(format!("{err:#}").contains("--auth scac"), "{err:#}");
+        let own = format!("0x{}", "02".repeat(20));
+        let args = parse_with_bundle(
+            &bundle,
+            &["--auth", "totp", "--broker-account", &own, "connect"],
+        );
+        assert_eq!(args.totp_audience(&creds).unwrap(), [2; 20]);
         // `device totp` needs no --broker.
         let base = ["device", "--bundle", bundle.to_str().unwrap(), "totp"];
         let args = Cli::try_parse_from(base).map(|c| c.device).unwrap();

@@ -10,7 +10,9 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
 use ledgermq_ledger::admin::apply::{founders, ApplyFile};
 use ledgermq_ledger::contracts::{deploy_consortium, Deployment, FoundingOrg, RegistryClient};
-use ledgermq_ledger::{Ledger, LedgerError, LocalAccount, RegistryView, RpcLedger, Signer};
+use ledgermq_ledger::{
+    Ledger, LedgerError, LocalAccount, RegistryView, RpcLedger, RpcOptions, Signer,
+};
 
 /// Prints a line to stdout; a closed pipe (`| head`) is not an error.
 macro_rules! out {
@@ -32,6 +34,10 @@ pub struct LedgerTarget {
     /// Ethereum JSON-RPC endpoint (a chain, or a running broker's embedded node).
     #[arg(long, global = true, value_name = "URL", conflicts_with = "data_dir")]
     pub rpc: Option<String>,
+    /// Accept a plain http:// --rpc to a host that is not loopback (anyone on
+    /// the path could answer in the ledger's name).
+    #[arg(long, global = true, requires = "rpc")]
+    pub rpc_insecure: bool,
     /// Data dir of the embedded ledger (when no broker is running on it).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
@@ -52,7 +58,15 @@ impl LedgerTarget {
     pub async fn open(&self) -> anyhow::Result<Arc<dyn Ledger>> {
         match (&self.rpc, &self.data_dir) {
             (Some(url), _) => Ok(Arc::new(
-                RpcLedger::connect(url).await.map_err(ledger_error)?,
+                RpcLedger::connect_with(
+                    url,
+                    RpcOptions {
+                        allow_insecure_http: self.rpc_insecure,
+                        ..RpcOptions::default()
+                    },
+                )
+                .await
+                .map_err(ledger_error)?,
             )),
             (None, Some(dir)) => open_embedded(dir).await,
             (None, None) => bail!("choose a ledger: --rpc URL or --data-dir DIR"),

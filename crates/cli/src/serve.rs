@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::Address;
-use ledgermq_access::{AccessSettings, LedgerSecurity, ScacConfig};
+use ledgermq_access::{AccessSettings, LedgerSecurity, ScacConfig, ViewOptions};
 use ledgermq_broker::auth::PasswordFile;
 use ledgermq_broker::config::SecurityMode;
 use ledgermq_broker::Config;
@@ -19,8 +19,8 @@ use ledgermq_keystore::{Ed25519Signer, KeyHandle, KeyRef};
 use ledgermq_ledger::admin::BrokerNodeFile;
 use ledgermq_ledger::contracts::Deployment;
 use ledgermq_ledger::{
-    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcServerConfig, RpcServerHandle,
-    SenderPolicy,
+    ChainConfig, EmbeddedChain, Ledger, LocalAccount, RpcLedger, RpcOptions, RpcServerConfig,
+    RpcServerHandle, SenderPolicy,
 };
 
 use ledgermq_security::scac::{LocalKey, Suite};
@@ -153,6 +153,13 @@ pub struct ServeArgs {
     /// Ledger mode: JSON-RPC URL of the ledger [default: the embedded ledger].
     #[arg(long)]
     ledger_rpc: Option<String>,
+    /// Ledger mode: accept a plain http:// --ledger-rpc on a non-loopback address
+    /// (anyone on the path could forge the registry; warned at every start).
+    #[arg(long)]
+    ledger_rpc_insecure: Option<bool>,
+    /// Ledger mode: blocks an event must be buried under before it is applied [default: 0].
+    #[arg(long)]
+    ledger_finality_depth: Option<u64>,
     /// Ledger mode: deployment file [default: DATA_DIR/ledger.toml].
     #[arg(long)]
     ledger_deployment: Option<PathBuf>,
@@ -263,6 +270,8 @@ impl ServeArgs {
             ledger_rpc_call_timeout_ms,
             security,
             ledger_poll_interval_ms,
+            ledger_rpc_insecure,
+            ledger_finality_depth,
             otp_challenge_lifetime,
             totp_step,
             totp_digits,
@@ -393,9 +402,15 @@ async fn ledger_security(
 ) -> anyhow::Result<LedgerSecurity> {
     let ledger: Arc<dyn Ledger> = match (&config.ledger_rpc, embedded) {
         (Some(url), _) => Arc::new(
-            RpcLedger::connect(url)
-                .await
-                .with_context(|| format!("cannot reach the ledger at {url}"))?,
+            RpcLedger::connect_with(
+                url,
+                RpcOptions {
+                    allow_insecure_http: config.ledger_rpc_insecure,
+                    ..RpcOptions::default()
+                },
+            )
+            .await
+            .with_context(|| format!("cannot reach the ledger at {url}"))?,
         ),
         (None, Some(chain)) => chain,
         (None, None) => {
@@ -448,7 +463,11 @@ async fn ledger_security(
         create_data_dir(&config.data_dir)?;
     }
     let poll = Duration::from_millis(config.ledger_poll_interval_ms);
-    let security = LedgerSecurity::start(ledger, deployment, account, &node, settings, poll)
+    let view = ViewOptions {
+        poll_interval: poll,
+        finality_depth: config.ledger_finality_depth,
+    };
+    let security = LedgerSecurity::start(ledger, deployment, account, &node, settings, view)
         .await
         .context("cannot start the ledger security mode")?;
     let scac = scac_config(config, &node)?;

@@ -80,7 +80,7 @@ fn sensor_connects_with_challenge_and_hashed_otp(b: Backend) {
     let Some(net) = Network::start(b, &[]) else {
         return;
     };
-    let mut c = otp_client(&net, SENSOR);
+    let mut c = login(&net, SENSOR);
     assert_eq!(c.subscribe("Configuration/raw Material", 1), 1);
     c.disconnect();
     // A client id other than the device id is refused: no session takeover.
@@ -179,7 +179,7 @@ fn sensor_data_reaches_exactly_the_authorised_end_devices(b: Backend) {
     let mut subscribers: Vec<Client> = readers
         .iter()
         .map(|d| {
-            let mut c = otp_client(&net, d);
+            let mut c = login(&net, d);
             assert_eq!(c.subscribe(TEMPERATURE, 1), 1, "{d} may subscribe");
             c
         })
@@ -191,7 +191,7 @@ fn sensor_data_reaches_exactly_the_authorised_end_devices(b: Backend) {
     ]
     .iter()
     .map(|d| {
-        let mut c = otp_client(&net, d);
+        let mut c = login(&net, d);
         assert_eq!(c.subscribe(TEMPERATURE, 1), 0x87, "{d} may not subscribe");
         assert_eq!(
             c.subscribe("Temperature/+", 1),
@@ -202,7 +202,7 @@ fn sensor_data_reaches_exactly_the_authorised_end_devices(b: Backend) {
         c
     })
     .collect();
-    let mut sensor = otp_client(&net, SENSOR);
+    let mut sensor = login(&net, SENSOR);
     assert_eq!(sensor.publish(TEMPERATURE, b"21.5", 1, false), 0);
     for c in &mut subscribers {
         let p = c.recv_publish();
@@ -222,9 +222,9 @@ fn unauthorised_publish_is_refused_and_disconnected(b: Backend) {
     let Some(net) = Network::start(b, &[]) else {
         return;
     };
-    let mut reader = otp_client(&net, "customer-end-device");
+    let mut reader = login(&net, "customer-end-device");
     assert_eq!(reader.subscribe(TEMPERATURE, 1), 1);
-    let mut c = otp_client(&net, "manufacturer-end-device");
+    let mut c = login(&net, "manufacturer-end-device");
     let mut p = Publish::new(TEMPERATURE, b"forged", 1);
     p.pkid = 7;
     c.send(&Packet::Publish(p));
@@ -247,7 +247,8 @@ fn refusal_policy_is_configurable_but_qos0_refusals_always_disconnect(b: Backend
     let Some(net) = Network::start(b, &opts) else {
         return;
     };
-    let mut c = otp_client(&net, "manufacturer-end-device");
+    // (A device of the node's organisation: plain QoS 2, no SCAC payload channel.)
+    let mut c = login(&net, "supplier-humidity-sensor");
     assert_eq!(c.publish(TEMPERATURE, b"x", 1, false), 0x87);
     assert_eq!(c.publish(TEMPERATURE, b"x", 2, false), 0x87);
     c.ping();
@@ -303,7 +304,7 @@ fn brute_force_bans_the_source_here_and_evidence_bans_the_device_everywhere(b: B
     let second = net.second_node();
     let hs = otp_connect(second.port, SENSOR, &key, fresh_packet_number());
     assert_eq!(hs.code, Some(0x8A), "{}", second.log_tail());
-    let at_second = net.totp_key_at(SENSOR, "broker-manufacturer");
+    let at_second = net.totp_key_at(SENSOR, SECOND_NODE);
     let (_, code) = totp_connect(second.port, SENSOR, &at_second, true);
     assert_eq!(code, 0x05, "3.1.1 has no 'banned': not authorized");
     // Other devices are unaffected.
@@ -327,8 +328,8 @@ fn ledger_changes_act_on_live_sessions(b: Backend) {
     let Some(net) = Network::start(b, &[]) else {
         return;
     };
-    let mut sensor = otp_client(&net, SENSOR);
-    let mut reader = otp_client(&net, "retailer-end-device");
+    let mut sensor = login(&net, SENSOR);
+    let mut reader = login(&net, "retailer-end-device");
     assert_eq!(reader.subscribe(TEMPERATURE, 1), 1);
     assert_eq!(reader.subscribe("Humidity/raw Material", 1), 1);
     net.admin_ok(
@@ -346,7 +347,7 @@ fn ledger_changes_act_on_live_sessions(b: Backend) {
     eventually("the subscription to be removed", || {
         sensor.publish(TEMPERATURE, b"probe", 1, false) == 0x10
     });
-    let mut humidity = otp_client(&net, "supplier-humidity-sensor");
+    let mut humidity = login(&net, "supplier-humidity-sensor");
     assert_eq!(
         humidity.publish("Humidity/raw Material", b"40", 1, false),
         0
@@ -391,13 +392,10 @@ fn ledger_changes_act_on_live_sessions(b: Backend) {
         ],
     );
     reader.expect_disconnect(&[0x98]);
-    let hs = otp_connect(
-        net.port(),
-        "retailer-end-device",
-        &net.key("retailer-end-device"),
-        fresh_packet_number(),
-    );
-    assert_eq!(hs.code, Some(0x8A));
+    // The retailer's device logs in here with its signing key (SCAC): told
+    // it is banned once it has proved who it is.
+    let (code, _) = scac_connect(&net, net.port(), "broker-supplier", "retailer-end-device");
+    assert_eq!(code, Some(0x8A));
 }
 
 /// Re-authentication (AUTH 0x19) on a live connection, right and wrong.
@@ -406,7 +404,7 @@ fn reauthentication_works_and_a_wrong_proof_disconnects(b: Backend) {
         return;
     };
     let key = net.key(SENSOR);
-    let mut c = otp_client(&net, SENSOR);
+    let mut c = login(&net, SENSOR);
     for (round, good) in [(1, true), (2, false)] {
         let n = fresh_packet_number();
         c.send(&Packet::Auth {
@@ -454,7 +452,8 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
     let Some(net) = Network::start(b, &[]) else {
         return;
     };
-    let dev = "manufacturer-end-device";
+    // A 3.1.1 device logs in with TOTP at its own organisation's node.
+    let dev = "supplier-humidity-sensor";
     let key = net.totp_key(dev);
     next_totp_step();
     let (mut c, code) = totp_connect(net.port(), dev, &key, false);
@@ -474,7 +473,7 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
     assert_eq!(c.subscribe("devices/retailer-end-device/key/fail", 1), 0x80);
     assert_eq!(c.subscribe("devices/#", 1), 0x80);
     // Each refused filter → forbidden, naming it.
-    assert_eq!(c.subscribe("Configuration/raw Material", 1), 0x80);
+    assert_eq!(c.subscribe("Configuration/Manufactory", 1), 0x80);
     let reports: Vec<String> = (0..3)
         .map(|_| {
             let p = c.recv_publish_ack();
@@ -488,7 +487,7 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
     );
     assert!(reports[1].contains("devices/#"), "{reports:?}");
     assert!(
-        reports[2].contains("Configuration/raw Material"),
+        reports[2].contains("Configuration/Manufactory"),
         "{reports:?}"
     );
     // Someone fails to log in as the device → key/fail.
@@ -527,7 +526,7 @@ fn status_topics_report_refusals_to_311_devices(b: Backend) {
         ]
     );
     // Devices may not forge status reports.
-    let mut forger = otp_client(&net, SENSOR);
+    let mut forger = login(&net, SENSOR);
     assert_eq!(
         forger.publish(&format!("devices/{dev}/unauth"), b"{}", 1, false),
         0x87
@@ -579,15 +578,24 @@ fn device_owner_walkthrough_from_a_shell(b: Backend) {
         cmd
     };
     let run = |bundle: &str, args: &[&str]| device(bundle, args).output().unwrap();
+    // Devices of other organisations hold no OTP key here: they log in to
+    // the supplier's node with their signing key (SCAC), naming the node.
+    let node = format!(
+        "0x{}",
+        alloy_primitives::hex::encode(net.node_account("broker-supplier"))
+    );
+    let scac = ["--auth", "scac", "--broker-account", node.as_str()];
 
-    let mut sub = device(
-        "customer-end-device",
+    let sub_args = [
+        &scac[..],
         &["sub", "--topic", TEMPERATURE, "--qos", "1", "--count", "1"],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
+    ]
+    .concat();
+    let mut sub = device("customer-end-device", &sub_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     // Publish until the subscriber has its message and exits.
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -618,8 +626,8 @@ fn device_owner_walkthrough_from_a_shell(b: Backend) {
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "21.5\n");
 
-    let out = run(
-        "manufacturer-end-device",
+    let forged = [
+        &scac[..],
         &[
             "pub",
             "--topic",
@@ -629,10 +637,24 @@ fn device_owner_walkthrough_from_a_shell(b: Backend) {
             "--qos",
             "1",
         ],
-    );
+    ]
+    .concat();
+    let out = run("manufacturer-end-device", &forged);
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("0x87"),
+        "{out:?}"
+    );
+
+    // TOTP names its node: another organisation's node is refused before
+    // anything is sent, with the way that works there.
+    let out = run(
+        "customer-end-device",
+        &["--auth", "totp", "--broker-account", &node, "connect"],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--auth scac"),
         "{out:?}"
     );
 
@@ -720,18 +742,18 @@ fn a_broker_keeps_serving_when_its_ledger_goes_down() {
     let Some(mut net) = Network::start(Backend::Anvil, &opts) else {
         return;
     };
-    let mut reader = otp_client(&net, "customer-end-device");
+    let mut reader = login(&net, "customer-end-device");
     assert_eq!(reader.subscribe(TEMPERATURE, 1), 1);
     drop(net.anvil.take()); // the ledger is gone
-    let mut sensor = otp_client(&net, SENSOR);
+    let mut sensor = login(&net, SENSOR);
     assert_eq!(sensor.publish(TEMPERATURE, b"20.1", 1, false), 0);
     assert_eq!(reader.recv_publish().payload, b"20.1");
-    let mut c = otp_client(&net, "manufacturer-end-device");
+    let mut c = login(&net, "manufacturer-end-device");
     assert_eq!(c.publish(TEMPERATURE, b"x", 1, false), 0x87);
-    // Evidence: valid proofs of the retailer's device for a used packet number.
-    let key = net.key("retailer-end-device");
+    // Evidence: valid proofs of a supplier device for a used packet number.
+    let device = "supplier-humidity-sensor";
+    let key = net.key(device);
     let n = fresh_packet_number();
-    let device = "retailer-end-device";
     assert_eq!(otp_connect(net.port(), device, &key, n).code, Some(0));
     for _ in 0..2 {
         assert_eq!(otp_connect(net.port(), device, &key, n).code, Some(0x87));
@@ -757,8 +779,8 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
     };
     let bundles = net.dir.join("bundles");
     let port = net.port().to_string();
-    // Retailer devices logging in at the supplier's node: their codes are
-    // for that node.
+    // The supplier's devices logging in at the supplier's node (the only
+    // nodes that hold their OTP keys): their codes are for that node.
     let node = format!(
         "0x{}",
         alloy_primitives::hex::encode(net.node_account("broker-supplier"))
@@ -774,7 +796,7 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
                 "--bundles",
                 bundles.to_str().unwrap(),
                 "--prefix",
-                "retailer-",
+                "supplier-",
                 "--method",
                 method,
                 "--duration",
@@ -801,7 +823,7 @@ fn bench_auth_logs_devices_in_with_otp_and_totp() {
     assert_eq!(field(&otp, "failures"), 0, "{otp}");
     next_totp_step();
     let totp = bench("totp");
-    // Every retailer device logs in once.
+    // Every supplier device logs in once.
     let devices = field(&totp, "devices");
     assert!(devices >= 1, "{totp}");
     assert_eq!(field(&totp, "logins"), devices, "{totp}");

@@ -367,14 +367,14 @@ fn each_kind_of_misuse_blacklists_the_device_on_the_ledger_with_its_evidence() {
 
     // 6: rights violations on its own authenticated connection.
     let nosy = "manufacturer-end-device";
-    let mut c = otp_client(&net, nosy);
+    let mut c = login(&net, nosy);
     assert_eq!(c.subscribe("Configuration/raw Material", 1), 0x87);
     assert_eq!(c.subscribe("devices/#", 1), 0x87);
     c.expect_disconnect(&[0x98]);
     assert_blacklisted_with_evidence(&net, nosy, 6);
 
     // 7: the same key in use from two places at once.
-    let twin = "distributor-gps";
+    let twin = "supplier-admin-device";
     let key = net.key(twin);
     let first = otp_connect(port, twin, &key, fresh_packet_number());
     assert_eq!(first.code, Some(0));
@@ -397,7 +397,7 @@ fn each_kind_of_misuse_blacklists_the_device_on_the_ledger_with_its_evidence() {
 
 /// A one-time password is accepted once in the whole consortium: a TOTP
 /// code made for (and accepted by) the supplier's node is refused by the
-/// manufacturer's node on the same ledger, and an LMQ-OTP-1 step 1 and
+/// supplier's second node on the same ledger, and an LMQ-OTP-1 step 1 and
 /// proof captured at the first node, replayed to the second, fail there
 /// (its challenge is its own).
 #[test]
@@ -427,7 +427,7 @@ fn one_time_passwords_are_accepted_once_in_the_whole_consortium() {
     );
     // The device logs in at B with B's code.
     let at_b = totp(
-        &net.totp_key_at(SENSOR, "broker-manufacturer"),
+        &net.totp_key_at(SENSOR, SECOND_NODE),
         unix_secs(),
         TOTP_STEP,
         8,
@@ -471,38 +471,25 @@ fn the_first_answer_of_a_login_does_not_tell_who_exists() {
         return;
     };
     let port = net.port();
+    let (revoked, banned) = ("supplier-admin-device", "supplier-humidity-sensor");
+    net.admin_ok("supplier-admin", &["device", "revoke", "--id", revoked]);
     net.admin_ok(
-        "distributor-admin",
-        &["device", "revoke", "--id", "distributor-gps"],
-    );
-    net.admin_ok(
-        "retailer-admin",
-        &[
-            "device",
-            "blacklist",
-            "--id",
-            "retailer-end-device",
-            "--for",
-            "600",
-        ],
+        "supplier-admin",
+        &["device", "blacklist", "--id", banned, "--for", "600"],
     );
     eventually("the revocation and the ban to reach the broker", || {
-        let key = net.key("retailer-end-device");
-        otp_connect(port, "retailer-end-device", &key, fresh_packet_number()).code == Some(0x8A)
-            && otp_connect(
-                port,
-                "distributor-gps",
-                &net.key("distributor-gps"),
-                fresh_packet_number(),
-            )
-            .code
+        otp_connect(port, banned, &net.key(banned), fresh_packet_number()).code == Some(0x8A)
+            && otp_connect(port, revoked, &net.key(revoked), fresh_packet_number()).code
                 == Some(0x87)
     });
+    // Unknown, revoked, banned, active, and active but of another
+    // organisation (whose OTP key this node does not hold).
     let ids = [
         "nobody-registered-this",
-        "distributor-gps",
-        "retailer-end-device",
+        revoked,
+        banned,
         SENSOR,
+        "retailer-end-device",
     ];
     let wrong = OtpKey::from_bytes([0x5c; 32]);
     let mut last = 30;

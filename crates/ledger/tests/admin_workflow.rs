@@ -1,5 +1,6 @@
 //! Device provisioning and resealing through `AdminClient` on the embedded
-//! chain: keys generated, bundle written 0600, OTP key only sealed on-chain.
+//! chain: keys generated, bundle written 0600, OTP key only sealed on-chain,
+//! and only to the device's own organisation's broker nodes.
 
 use std::sync::Arc;
 
@@ -8,7 +9,7 @@ use ledgermq_ledger::contracts::{deploy_consortium, FoundingOrg};
 use ledgermq_ledger::{ChainConfig, EmbeddedChain, Ledger, LedgerError, LocalAccount, Signer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registered_device_gets_a_bundle_and_envelopes_every_broker_can_open() {
+async fn registered_device_gets_a_bundle_and_envelopes_only_its_own_organisations_nodes_can_open() {
     let dir = tempfile::tempdir().unwrap();
     let ledger: Arc<dyn Ledger> =
         EmbeddedChain::open(&dir.path().join("chain"), ChainConfig::default()).unwrap();
@@ -80,15 +81,24 @@ async fn registered_device_gets_a_bundle_and_envelopes_every_broker_can_open() {
     let opened = open_otp_envelope(&b1.agreement_secret, "s1", &env).unwrap();
     assert_eq!(alloy_primitives::hex::encode(*opened), bundle.otp_key);
 
-    // A broker node added later gets the key by resealing; existing ones are not resealed.
+    // Another organisation's node never gets the key; a node of the device's
+    // own organisation added later gets it by resealing, once.
+    let foreign = BrokerNodeKeys::generate();
+    let foreign_account = LocalAccount::random();
+    admin
+        .add_broker_node(&a1, "retailer", foreign_account.address(), &foreign)
+        .await
+        .unwrap();
     let b2 = BrokerNodeKeys::generate();
     let b2_account = LocalAccount::random();
     admin
-        .add_broker_node(&a1, "retailer", b2_account.address(), &b2)
+        .add_broker_node(&a0, "supplier", b2_account.address(), &b2)
         .await
         .unwrap();
-    assert_eq!(admin.reseal(&a0, &bundle).await.unwrap(), 1);
-    assert_eq!(admin.reseal(&a0, &bundle).await.unwrap(), 0);
+    let r = admin.reseal(&a0, &out, false).await.unwrap();
+    assert_eq!((r.sealed, r.rotated), (1, false));
+    assert!(r.cleared_foreign.is_empty() && r.cleared_removed == 0);
+    assert_eq!(admin.reseal(&a0, &out, false).await.unwrap().sealed, 0);
     let env2 = admin
         .registry
         .otp_envelope("s1", b2_account.address())
@@ -97,6 +107,46 @@ async fn registered_device_gets_a_bundle_and_envelopes_every_broker_can_open() {
     assert_eq!(
         *open_otp_envelope(&b2.agreement_secret, "s1", &env2).unwrap(),
         *opened
+    );
+    assert!(admin
+        .registry
+        .otp_envelope("s1", foreign_account.address())
+        .await
+        .unwrap()
+        .is_empty());
+    let err = admin
+        .registry
+        .set_otp_envelope(&a0, "s1", foreign_account.address(), &env2)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        LedgerError::Reverted("broker node belongs to another organisation".into())
+    );
+
+    // A removed node's envelope is deleted by the next reseal. Rotation gives
+    // the device a fresh key: the bundle is rewritten, every own node's
+    // envelope replaced, and the old key opens nothing any more.
+    admin
+        .consortium
+        .remove_broker(&a0, b2_account.address())
+        .await
+        .unwrap();
+    let r = admin.reseal(&a0, &out, true).await.unwrap();
+    assert_eq!((r.sealed, r.cleared_removed, r.rotated), (1, 1, true));
+    let rotated = ledgermq_ledger::admin::ProvisioningBundle::load(&out).unwrap();
+    assert_ne!(rotated.otp_key, bundle.otp_key);
+    assert_eq!(rotated.signing_secret, bundle.signing_secret);
+    let env = admin
+        .registry
+        .otp_envelope("s1", b1_account.address())
+        .await
+        .unwrap();
+    let opened = open_otp_envelope(&b1.agreement_secret, "s1", &env).unwrap();
+    assert_eq!(alloy_primitives::hex::encode(*opened), rotated.otp_key);
+    assert_eq!(
+        admin.registry.otp_envelope_brokers("s1").await.unwrap(),
+        vec![b1_account.address()]
     );
 
     // Refusals leave no bundle behind; an existing bundle is never overwritten.

@@ -2,7 +2,7 @@
 //! lockout.rs: the supply chain of examples/supply-chain.toml applied with
 //! the real admin CLI, the supplier's broker node serving with `--security
 //! ledger` on the embedded chain or anvil, a second node on the same
-//! ledger, and devices speaking LMQ-OTP-1 and TOTP by hand — from any
+//! ledger (a second node of the supplier), and devices speaking LMQ-OTP-1 and TOTP by hand — from any
 //! loopback source address (127.0.0.0/8), so a test can tell its attacker
 //! and its device apart.
 
@@ -17,6 +17,8 @@ use ledgermq_ledger::admin::{BrokerNodeFile, ProvisioningBundle};
 use ledgermq_security::{audience_key, totp, OtpClient, OtpKey, AUTH_METHOD};
 
 pub const SENSOR: &str = "supplier-temperature-sensor";
+/// The node [`Network::second_node`] starts.
+pub const SECOND_NODE: &str = "broker-supplier-2";
 pub const TEMPERATURE: &str = "Temperature/raw Material";
 /// Short TOTP steps keep the tests quick; every login needs a new step.
 pub const TOTP_STEP: u64 = 2;
@@ -133,13 +135,29 @@ impl Network {
         String::from_utf8(out.stdout).unwrap()
     }
 
-    /// A second broker node (the manufacturer's) on the same ledger.
+    /// A second broker node of the supplier on the same ledger
+    /// (`broker-supplier-2`: registered, and the supplier's devices' OTP
+    /// keys resealed to it, as an admin adding a node does).
     pub fn second_node(&self) -> Broker {
         let url = match &self.anvil {
             Some((_, u)) => u.clone(),
             None => self.target[1].clone(),
         };
         let dir = self.dir.clone();
+        self.admin_ok(
+            "supplier-admin",
+            &["broker", "add", "--org", "supplier", "--name", SECOND_NODE],
+        );
+        let mut bundles: Vec<String> = std::fs::read_dir(dir.join("bundles"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("supplier-") && n.ends_with(".json"))
+            .map(|n| format!("bundles/{n}"))
+            .collect();
+        bundles.sort();
+        let mut args = vec!["reseal"];
+        args.extend(bundles.iter().map(String::as_str));
+        self.admin_ok("supplier-admin", &args);
         Broker::with_setup(
             &[
                 ("security", "ledger"),
@@ -147,7 +165,7 @@ impl Network {
                 ("totp-step", "2"),
             ],
             |_| {
-                let mut o = node_options(&dir, "broker-manufacturer", Some(&url));
+                let mut o = node_options(&dir, SECOND_NODE, Some(&url));
                 let deployment = match self.backend {
                     Backend::Anvil => dir.join("net.toml"),
                     Backend::Embedded => dir.join("data/ledger.toml"),
@@ -328,6 +346,101 @@ pub fn otp_connect_from(from: IpAddr, port: u16, device: &str, key: &OtpKey, n: 
     otp_handshake_from(from, port, device, step1, |ch| {
         OtpClient::proof(key, ch, device, n)
     })
+}
+
+/// The organisation of `device`, from its provisioning bundle.
+pub fn org_of(net: &Network, device: &str) -> String {
+    ProvisioningBundle::load(&net.bundle(device))
+        .expect("bundle")
+        .org
+        .clone()
+}
+
+/// `device` logged in at the node under test (the supplier's) the way the
+/// trust model allows: LMQ-OTP-1 for the supplier's own devices, SCAC with
+/// the device's signing key for every other organisation's (this node holds
+/// no OTP key of theirs).
+pub fn login(net: &Network, device: &str) -> Client {
+    if org_of(net, device) == "supplier" {
+        otp_client(net, device)
+    } else {
+        scac_client(net, net.port(), "broker-supplier", device)
+    }
+}
+
+/// `device` logged in at broker node `node` (listening on `port`) with the
+/// default SCAC suite: its Ed25519 key against the node's registered one.
+pub fn scac_client(net: &Network, port: u16, node: &str, device: &str) -> Client {
+    let (code, client) = scac_connect(net, port, node, device);
+    assert_eq!(
+        code,
+        Some(0),
+        "{device} should connect with SCAC;\n{}",
+        net.broker.log_tail()
+    );
+    client
+}
+
+/// A SCAC login of `device` at node `node`: the CONNACK code (`None` when
+/// the broker closed the connection) and the client.
+pub fn scac_connect(net: &Network, port: u16, node: &str, device: &str) -> (Option<u8>, Client) {
+    let bundle = ProvisioningBundle::load(&net.bundle(device)).expect("bundle");
+    let seed: [u8; 32] = alloy_primitives::hex::decode(&bundle.signing_secret)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    scac_connect_as(net, port, node, device, &seed)
+}
+
+/// [`scac_connect`] claiming to be `device` with the Ed25519 key `seed`.
+pub fn scac_connect_as(
+    net: &Network,
+    port: u16,
+    node: &str,
+    device: &str,
+    seed: &[u8; 32],
+) -> (Option<u8>, Client) {
+    use ledgermq_keystore::software::SoftwareEd25519;
+    use ledgermq_security::scac::{ClientHandshake, LocalKey, PeerKey, Suite};
+    let key = LocalKey::Ed25519(std::sync::Arc::new(SoftwareEd25519::from_seed(seed)));
+    let node_keys =
+        BrokerNodeFile::load(&net.dir.join(format!("keys/{node}.node.json"))).expect("node keys");
+    let peer = PeerKey::Ed25519(node_keys.signing_public.0);
+    let suite = Suite::Default;
+    let (hs, step1) = ClientHandshake::start(suite, device, &key, &peer).unwrap();
+    let mut c = Connect::v5(device);
+    c.props.authentication_method = Some(suite.method().into());
+    c.props.authentication_data = Some(step1);
+    let mut client = Client::tcp(port, V5);
+    client.id = device.into();
+    client.send(&Packet::Connect(c));
+    let mut hs = Some(hs);
+    loop {
+        match client.try_recv(Duration::from_secs(15)) {
+            Recv::Packet(Packet::Auth {
+                reason: 0x18,
+                props,
+            }) => {
+                let step2 = props.authentication_data.unwrap_or_default();
+                let Some(state) = hs.take() else {
+                    return (None, client);
+                };
+                let Ok((step3, _channel)) = state.on_step2(&step2) else {
+                    return (None, client);
+                };
+                client.send(&Packet::Auth {
+                    reason: 0x18,
+                    props: Props {
+                        authentication_method: Some(suite.method().into()),
+                        authentication_data: Some(step3),
+                        ..Props::default()
+                    },
+                });
+            }
+            Recv::Packet(Packet::ConnAck { code, .. }) => return (Some(code), client),
+            _ => return (None, client),
+        }
+    }
 }
 
 pub fn otp_client(net: &Network, device: &str) -> Client {

@@ -356,12 +356,20 @@ pub async fn apply(
             }
         }
         if bundle_path.exists() {
-            let bundle = super::ProvisioningBundle::load(&bundle_path)?;
-            let n = admin.reseal(signer, &bundle).await?;
-            if n > 0 {
+            let r = admin.reseal(signer, &bundle_path, false).await?;
+            if r.sealed > 0 {
                 report.actions.push(format!(
-                    "sealed the OTP key of {} to {n} new broker node(s)",
-                    d.id
+                    "sealed the OTP key of {} to {} new broker node(s) of {}",
+                    d.id, r.sealed, d.org
+                ));
+            }
+            for (node, org) in &r.cleared_foreign {
+                report.actions.push(format!(
+                    "warning: removed the OTP envelope of {} held by {node} of {org}; \
+                     its operator could act as the device until you run \
+                     `ledgermq admin reseal --rotate-otp-key {}`",
+                    d.id,
+                    bundle_path.display()
                 ));
             }
         } else {

@@ -119,6 +119,21 @@ impl ProvisioningBundle {
     pub fn write_new(&self, path: &Path) -> LedgerResult<()> {
         write_new_secret(path, self.to_json().as_bytes())
     }
+
+    /// Replaces the bundle at `path` atomically (0600).
+    pub fn write_replace(&self, path: &Path) -> LedgerResult<()> {
+        secret_file::write_replace(path, self.to_json().as_bytes())
+            .map_err(|e| LedgerError::Storage(e.to_string()))
+    }
+
+    /// Gives the device a fresh random OTP key (the old one is zeroed); the
+    /// signing and agreement keys stay.
+    pub fn rotate_otp_key(&mut self) {
+        use zeroize::Zeroize;
+        let fresh = DeviceSecrets::generate();
+        self.otp_key.zeroize();
+        self.otp_key = hex::encode(fresh.otp_key.as_slice());
+    }
 }
 
 /// A broker node's key file (`<name>.node.json`): the node's Ed25519 and

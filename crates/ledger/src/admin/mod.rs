@@ -1,6 +1,6 @@
 //! The administrator's workflow on top of the contract clients: device
-//! provisioning with key generation and OTP envelopes, resealing for new
-//! broker nodes, and declarative set-up of a whole consortium
+//! provisioning with key generation and OTP envelopes (to the device's own
+//! organisation's broker nodes only), resealing and key rotation, and declarative set-up of a whole consortium
 //! ([`apply`]).
 //!
 //! Secrets (device keys, OTP keys, broker-node keys) only ever go to files
@@ -62,6 +62,20 @@ impl std::str::FromStr for TopicRight {
     }
 }
 
+/// What [`AdminClient::reseal`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ResealReport {
+    /// Envelopes stored (new own nodes, or every own node after rotation).
+    pub sealed: usize,
+    /// Envelopes deleted from nodes of other organisations: (node, its org).
+    /// Their operators could open them: rotate the key.
+    pub cleared_foreign: Vec<(Address, String)>,
+    /// Envelopes deleted from nodes that are no longer registered.
+    pub cleared_removed: usize,
+    /// Whether the OTP key was replaced (the bundle file was rewritten).
+    pub rotated: bool,
+}
+
 /// Administrative operations of one network.
 #[derive(Clone)]
 pub struct AdminClient {
@@ -112,7 +126,8 @@ impl AdminClient {
     /// Provisions a device: generates its Ed25519, X25519 and OTP keys,
     /// writes the bundle to `bundle_out` (0600) *before* touching the ledger
     /// so keys are never lost, registers the public keys, grants `rights`
-    /// and stores the OTP key sealed to every broker node. On a failed
+    /// and stores the OTP key sealed to every broker node of `org` (never to
+    /// another organisation's: it could act as the device). On a failed
     /// registration the bundle file is removed again.
     pub async fn register_device(
         &self,
@@ -158,33 +173,78 @@ impl AdminClient {
                 .grant_right(admin, device_id, &r.topic, r.publish, r.subscribe)
                 .await?;
         }
-        self.seal_to(admin, device_id, &secrets.otp_key, &brokers)
+        // Only the device's own organisation's nodes get its symmetric key.
+        let own: Vec<BrokerInfo> = brokers.into_iter().filter(|b| b.org == org).collect();
+        self.seal_to(admin, device_id, &secrets.otp_key, &own)
             .await?;
         Ok(bundle)
     }
 
-    /// Seals the OTP key of `bundle`'s device to every broker node that has
-    /// no envelope for it yet; returns how many envelopes were stored.
+    /// Brings the OTP envelopes of the device of the bundle at `path` in
+    /// line with the trust model: its key sealed to every broker node of its
+    /// own organisation, and to no other. Envelopes held by nodes of other
+    /// organisations (consortia provisioned before the registry refused
+    /// them) or by nodes no longer registered are deleted from the ledger.
+    ///
+    /// A foreign node that held an envelope could open it: its operator
+    /// knows the key and could act as the device until the key changes.
+    /// With `rotate`, the device gets a fresh OTP key: the bundle file is
+    /// rewritten first (so the key is never lost), then every own node's
+    /// envelope is replaced. The device must be given the new bundle.
     pub async fn reseal(
         &self,
         admin: &dyn Signer,
-        bundle: &ProvisioningBundle,
-    ) -> LedgerResult<usize> {
+        bundle_path: &Path,
+        rotate: bool,
+    ) -> LedgerResult<ResealReport> {
+        let mut bundle = ProvisioningBundle::load(bundle_path)?;
+        let device = self.registry.get_device(&bundle.device_id).await?;
+        if device.org != bundle.org {
+            return Err(LedgerError::Other(format!(
+                "{}: the bundle says organisation {} but the registry says {}",
+                bundle_path.display(),
+                bundle.org,
+                device.org
+            )));
+        }
         let have = self
             .registry
             .otp_envelope_brokers(&bundle.device_id)
             .await?;
-        let missing: Vec<BrokerInfo> = self
-            .consortium
-            .list_brokers()
-            .await?
+        let brokers = self.consortium.list_brokers().await?;
+        let mut report = ResealReport::default();
+        for account in &have {
+            let holder = brokers.iter().find(|b| b.account == *account);
+            if holder.is_some_and(|b| b.org == bundle.org) {
+                continue;
+            }
+            self.registry
+                .clear_otp_envelope(admin, &bundle.device_id, *account)
+                .await?;
+            match holder {
+                Some(b) => report.cleared_foreign.push((b.account, b.org.clone())),
+                None => report.cleared_removed += 1,
+            }
+        }
+        let own: Vec<BrokerInfo> = brokers
             .into_iter()
-            .filter(|b| !have.contains(&b.account))
+            .filter(|b| b.org == bundle.org)
             .collect();
+        let targets: Vec<BrokerInfo> = if rotate {
+            bundle.rotate_otp_key();
+            bundle.write_replace(bundle_path)?;
+            report.rotated = true;
+            own
+        } else {
+            own.into_iter()
+                .filter(|b| !have.contains(&b.account))
+                .collect()
+        };
         let otp = bundle.otp_key_bytes()?;
-        self.seal_to(admin, &bundle.device_id, &otp, &missing)
+        self.seal_to(admin, &bundle.device_id, &otp, &targets)
             .await?;
-        Ok(missing.len())
+        report.sealed = targets.len();
+        Ok(report)
     }
 
     async fn seal_to(

@@ -260,6 +260,11 @@ impl ConsortiumClient {
         self.c.view(C::isBrokerCall { account }).await
     }
 
+    /// The organisation operating broker node `account`; "" if it is none.
+    pub async fn org_of_broker(&self, account: Address) -> LedgerResult<String> {
+        self.c.view(C::orgOfBrokerCall { account }).await
+    }
+
     pub async fn broker_count(&self) -> LedgerResult<u64> {
         to_u64(self.c.view(C::brokerCountCall {}).await?, "brokerCount")
     }

@@ -226,6 +226,19 @@ impl RegistryClient {
         self.c.send(admin, call).await
     }
 
+    pub async fn clear_otp_envelope(
+        &self,
+        admin: &dyn Signer,
+        device_id: &str,
+        broker: Address,
+    ) -> LedgerResult<TxReceipt> {
+        let call = R::clearOtpEnvelopeCall {
+            deviceId: device_id.into(),
+            brokerAccount: broker,
+        };
+        self.c.send(admin, call).await
+    }
+
     pub async fn commit_key_epoch(
         &self,
         admin: &dyn Signer,

@@ -40,6 +40,11 @@ pub struct RpcOptions {
     pub receipt_timeout: Duration,
     /// Per-request HTTP timeout.
     pub request_timeout: Duration,
+    /// Accept `http://` to a host that is not loopback. Off: such an
+    /// endpoint is refused, because anyone on the path could answer in the
+    /// ledger's name (forged registry, forged broker keys). On: it is used,
+    /// with a warning at every connect.
+    pub allow_insecure_http: bool,
 }
 
 impl Default for RpcOptions {
@@ -48,7 +53,18 @@ impl Default for RpcOptions {
             receipt_poll: Duration::from_millis(50),
             receipt_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
+            allow_insecure_http: false,
         }
+    }
+}
+
+/// Whether `url` names this machine: `localhost`, 127.0.0.0/8 or ::1.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
     }
 }
 
@@ -79,6 +95,22 @@ impl RpcLedger {
                 url: url.to_string(),
                 message: "only http:// and https:// endpoints are supported".into(),
             });
+        }
+        if parsed.scheme() == "http" && !is_loopback(&parsed) {
+            if !options.allow_insecure_http {
+                return Err(LedgerError::Unreachable {
+                    url: url.to_string(),
+                    message: "plain http:// to a host that is not loopback: anyone on the path \
+                              could answer in the ledger's name; use https://, or accept the risk \
+                              with the insecure option (--ledger-rpc-insecure / --rpc-insecure)"
+                        .into(),
+                });
+            }
+            tracing::warn!(
+                url,
+                "INSECURE: reading the ledger over plain http from a host that is not loopback; \
+                 anyone on the path can forge the registry this node trusts"
+            );
         }
         // reqwest is built without a bundled crypto provider; use ring like the broker.
         let _ = rustls::crypto::ring::default_provider().install_default();

@@ -57,6 +57,7 @@ pub struct RegistryViewBuilder {
     deployment: Deployment,
     from_block: u64,
     poll_interval: Duration,
+    finality_depth: u64,
     channel_capacity: usize,
 }
 
@@ -73,6 +74,15 @@ impl RegistryViewBuilder {
         self
     }
 
+    /// Applies an event only once `depth` blocks are on top of its block
+    /// (default 0: chains with instant finality). On a chain that can
+    /// reorganise, an event of a block that may still be replaced is not
+    /// believed yet: a registration, right or ban appears `depth` blocks late.
+    pub fn finality_depth(mut self, depth: u64) -> Self {
+        self.finality_depth = depth;
+        self
+    }
+
     /// Capacity of the notification channel (default 1024).
     pub fn channel_capacity(mut self, capacity: usize) -> Self {
         self.channel_capacity = capacity.max(1);
@@ -86,6 +96,7 @@ impl RegistryViewBuilder {
             ledger: self.ledger,
             deployment: self.deployment,
             poll_interval: self.poll_interval,
+            finality_depth: self.finality_depth,
             snapshot: ArcSwap::from_pointee(Snapshot::default()),
             next_block: AtomicU64::new(self.from_block),
             generation: AtomicU64::new(0),
@@ -103,6 +114,7 @@ pub struct RegistryView {
     ledger: Arc<dyn Ledger>,
     deployment: Deployment,
     poll_interval: Duration,
+    finality_depth: u64,
     snapshot: ArcSwap<Snapshot>,
     /// First block not yet read.
     next_block: AtomicU64,
@@ -119,6 +131,7 @@ impl RegistryView {
             deployment,
             from_block: deployment.deployed_at_block,
             poll_interval: Duration::from_millis(200),
+            finality_depth: 0,
             channel_capacity: 1024,
         }
     }
@@ -149,7 +162,11 @@ impl RegistryView {
     /// returns how many events were applied.
     pub async fn refresh(&self) -> LedgerResult<usize> {
         let _one_at_a_time = self.refresh_lock.lock().await;
-        let latest = self.ledger.block_number().await?;
+        let latest = self
+            .ledger
+            .block_number()
+            .await?
+            .saturating_sub(self.finality_depth);
         let mut from = self.next_block.load(Ordering::Acquire);
         if from > latest {
             return Ok(0);

@@ -255,6 +255,12 @@ impl Snapshot {
                 });
                 None
             }
+            E::OtpEnvelopeCleared(e) => {
+                self.update_device(&e.deviceId, |d| {
+                    d.otp_envelopes.remove(&e.broker);
+                });
+                None
+            }
             E::KeyEpochCommitted(e) => {
                 let mut epochs = self
                     .key_epochs

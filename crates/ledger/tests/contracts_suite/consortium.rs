@@ -739,6 +739,8 @@ pub async fn add_broker_emits_and_registers_the_node(net: &Network) {
     assert_eq!((e.orgId.as_str(), e.account), ("manufacturer", node));
     assert_eq!((e.signingKey, e.agreementKey), (sk, ak));
     assert!(c.is_broker(node).await.unwrap());
+    assert_eq!(c.org_of_broker(node).await.unwrap(), "manufacturer");
+    assert_eq!(c.org_of_broker(address()).await.unwrap(), "");
     let info = c.get_broker(node).await.unwrap();
     assert_eq!(
         (info.org.as_str(), info.signing_key, info.agreement_key),

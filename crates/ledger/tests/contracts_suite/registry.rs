@@ -676,7 +676,7 @@ pub async fn set_otp_envelope_emits_stores_and_replaces(net: &Network) {
     let id = device(net, 0).await;
     let second = address();
     net.consortium
-        .add_broker(net.admin(2), "distributor", second, k(1), k(2))
+        .add_broker(a0, "supplier", second, k(1), k(2))
         .await
         .unwrap();
     let rc = r
@@ -692,7 +692,7 @@ pub async fn set_otp_envelope_emits_stores_and_replaces(net: &Network) {
         (e.deviceId.as_str(), e.envelope.as_ref()),
         (id.as_str(), &b"sealed-1"[..])
     );
-    // Envelopes per broker node, of any organisation; 1024 bytes accepted.
+    // Envelopes per broker node of the device's organisation; 1024 bytes accepted.
     r.set_otp_envelope(a0, &id, second, &[9u8; 1024])
         .await
         .unwrap();
@@ -716,6 +716,28 @@ pub async fn set_otp_envelope_emits_stores_and_replaces(net: &Network) {
     );
     assert!(r.otp_envelope(&id, address()).await.unwrap().is_empty());
     assert!(r.otp_envelope_brokers("ghost").await.unwrap().is_empty());
+
+    // Cleared by the device's admin: gone from the list and the store, with an event.
+    reverted(
+        r.clear_otp_envelope(net.admin(1), &id, second).await,
+        "caller is not an admin of organisation supplier",
+    );
+    let rc = r.clear_otp_envelope(a0, &id, second).await.unwrap();
+    let ev = net.registry_events(&rc);
+    let [RegistryEvents::OtpEnvelopeCleared(e)] = &ev[..] else {
+        panic!("{ev:?}");
+    };
+    assert_eq!((e.broker, e.by), (second, a0.address()));
+    assert_eq!(
+        r.otp_envelope_brokers(&id).await.unwrap(),
+        vec![net.broker.address()]
+    );
+    assert!(r.otp_envelope(&id, second).await.unwrap().is_empty());
+    reverted(
+        r.clear_otp_envelope(a0, &id, second).await,
+        "no OTP envelope for this broker",
+    );
+    net.consortium.remove_broker(a0, second).await.unwrap();
 }
 
 pub async fn set_otp_envelope_refuses_non_brokers_bad_sizes_and_strangers(net: &Network) {
@@ -743,6 +765,21 @@ pub async fn set_otp_envelope_refuses_non_brokers_bad_sizes_and_strangers(net: &
         r.set_otp_envelope(a0, "ghost", node, b"env").await,
         "unknown device ghost",
     );
+    // A node of another organisation never gets the device's symmetric key,
+    // not even from the device's own admin.
+    let foreign = address();
+    net.consortium
+        .add_broker(net.admin(2), "distributor", foreign, k(3), k(4))
+        .await
+        .unwrap();
+    reverted(
+        r.set_otp_envelope(a0, &id, foreign, b"env").await,
+        "broker node belongs to another organisation",
+    );
+    net.consortium
+        .remove_broker(net.admin(2), foreign)
+        .await
+        .unwrap();
     assert!(r.otp_envelope_brokers(&id).await.unwrap().is_empty());
 }
 
