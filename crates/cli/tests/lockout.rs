@@ -21,91 +21,15 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::hex;
 use common::network::*;
-use common::{Client, Connect, Packet, Props, Recv, V3, V5};
+use common::{Client, Connect, Packet, Props, Recv, V3};
 use ledgermq_keystore::software::SoftwareEd25519;
-use ledgermq_keystore::Ed25519Signer;
-use ledgermq_ledger::admin::ProvisioningBundle;
-use ledgermq_security::scac::{ClientHandshake, LocalKey, PeerKey, Suite};
+use ledgermq_security::scac::LocalKey;
 use ledgermq_security::{totp, OtpClient, OtpKey};
 use sha2::{Digest, Sha256};
 
 const ATTACKER: u8 = 2;
 
 // ---------------------------------------------------------------- helpers
-
-/// What a SCAC CONNECT got.
-struct ScacProbe {
-    step2: Option<Vec<u8>>,
-    code: Option<u8>,
-    connack_props: Option<Props>,
-}
-
-/// A default-suite SCAC login of `uid` from `from`. `genuine`: answer step
-/// 2 as the real client does; otherwise (or if step 2 does not verify)
-/// send 96 zero bytes as step 3, as a prober would.
-fn scac_login_from(
-    from: IpAddr,
-    port: u16,
-    uid: &str,
-    key: &LocalKey,
-    broker: &PeerKey,
-    genuine: bool,
-) -> ScacProbe {
-    let (hs, step1) = ClientHandshake::start(Suite::Default, uid, key, broker).unwrap();
-    let method = Suite::Default.method();
-    let mut c = Connect::v5(uid);
-    c.props.authentication_method = Some(method.into());
-    c.props.authentication_data = Some(step1);
-    let mut client = Client::tcp_from(from, port, V5);
-    client.send(&Packet::Connect(c));
-    let mut hs = Some(hs);
-    let mut probe = ScacProbe {
-        step2: None,
-        code: None,
-        connack_props: None,
-    };
-    loop {
-        match client.try_recv(Duration::from_secs(15)) {
-            Recv::Packet(Packet::Auth {
-                reason: 0x18,
-                props,
-            }) => {
-                let step2 = props.authentication_data.unwrap_or_default();
-                let own = hs.take().filter(|_| genuine).map(|h| h.on_step2(&step2));
-                let step3 = match own {
-                    Some(Ok((step3, _))) => step3,
-                    _ => vec![0; 96],
-                };
-                probe.step2 = Some(step2);
-                client.send(&Packet::Auth {
-                    reason: 0x18,
-                    props: Props {
-                        authentication_method: Some(method.into()),
-                        authentication_data: Some(step3),
-                        ..Props::default()
-                    },
-                });
-            }
-            Recv::Packet(Packet::ConnAck { code, props, .. }) => {
-                probe.code = Some(code);
-                probe.connack_props = Some(props);
-                return probe;
-            }
-            Recv::Closed => return probe,
-            other => panic!("unexpected answer to a SCAC CONNECT: {other:?}"),
-        }
-    }
-}
-
-/// The device's Ed25519 key and its organisation's broker node key, from
-/// its bundle.
-fn scac_keys(net: &Network, device: &str) -> (LocalKey, PeerKey) {
-    let b = ProvisioningBundle::load(&net.bundle(device)).unwrap();
-    let seed: [u8; 32] = hex::decode(&b.signing_secret).unwrap().try_into().unwrap();
-    let key: Arc<dyn Ed25519Signer> = Arc::new(SoftwareEd25519::from_seed(&seed));
-    let node = b.brokers.iter().find(|n| n.org == "supplier").unwrap();
-    (LocalKey::Ed25519(key), PeerKey::Ed25519(node.signing_key.0))
-}
 
 fn impostor() -> LocalKey {
     LocalKey::Ed25519(Arc::new(SoftwareEd25519::from_seed(&[0x66; 32])))

@@ -13,7 +13,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::ledger::{ledgermq, ok, repo, start_anvil, Anvil, ANVIL_KEY0};
 use super::{Broker, Client, Connect, Packet, Props, Recv, V5};
+use std::sync::Arc;
+
+use alloy_primitives::hex;
+use ledgermq_keystore::software::SoftwareEd25519;
+use ledgermq_keystore::Ed25519Signer;
 use ledgermq_ledger::admin::{BrokerNodeFile, ProvisioningBundle};
+use ledgermq_security::scac::{ClientHandshake, LocalKey, PeerKey, Suite};
 use ledgermq_security::{audience_key, totp, OtpClient, OtpKey, AUTH_METHOD};
 
 pub const SENSOR: &str = "supplier-temperature-sensor";
@@ -384,12 +390,8 @@ pub fn scac_client(net: &Network, port: u16, node: &str, device: &str) -> Client
 /// A SCAC login of `device` at node `node`: the CONNACK code (`None` when
 /// the broker closed the connection) and the client.
 pub fn scac_connect(net: &Network, port: u16, node: &str, device: &str) -> (Option<u8>, Client) {
-    let bundle = ProvisioningBundle::load(&net.bundle(device)).expect("bundle");
-    let seed: [u8; 32] = alloy_primitives::hex::decode(&bundle.signing_secret)
-        .unwrap()
-        .try_into()
-        .unwrap();
-    scac_connect_as(net, port, node, device, &seed)
+    let (key, _) = scac_keys(net, device);
+    scac_connect_with(net, port, node, device, &key)
 }
 
 /// [`scac_connect`] claiming to be `device` with the Ed25519 key `seed`.
@@ -400,21 +402,54 @@ pub fn scac_connect_as(
     device: &str,
     seed: &[u8; 32],
 ) -> (Option<u8>, Client) {
-    use ledgermq_keystore::software::SoftwareEd25519;
-    use ledgermq_security::scac::{ClientHandshake, LocalKey, PeerKey, Suite};
-    let key = LocalKey::Ed25519(std::sync::Arc::new(SoftwareEd25519::from_seed(seed)));
+    let key = LocalKey::Ed25519(Arc::new(SoftwareEd25519::from_seed(seed)));
+    scac_connect_with(net, port, node, device, &key)
+}
+
+fn scac_connect_with(
+    net: &Network,
+    port: u16,
+    node: &str,
+    device: &str,
+    key: &LocalKey,
+) -> (Option<u8>, Client) {
     let node_keys =
         BrokerNodeFile::load(&net.dir.join(format!("keys/{node}.node.json"))).expect("node keys");
     let peer = PeerKey::Ed25519(node_keys.signing_public.0);
-    let suite = Suite::Default;
-    let (hs, step1) = ClientHandshake::start(suite, device, &key, &peer).unwrap();
-    let mut c = Connect::v5(device);
-    c.props.authentication_method = Some(suite.method().into());
-    c.props.authentication_data = Some(step1);
-    let mut client = Client::tcp(port, V5);
+    let probe = scac_login_from(LOCAL, port, device, key, &peer, true);
+    let mut client = probe.client;
     client.id = device.into();
+    (probe.code, client)
+}
+
+/// What a SCAC CONNECT got.
+pub struct ScacProbe {
+    pub client: Client,
+    pub step2: Option<Vec<u8>>,
+    pub code: Option<u8>,
+    pub connack_props: Option<Props>,
+}
+
+/// A default-suite SCAC login of `uid` from `from`. `genuine`: answer step
+/// 2 as the real client does; otherwise (or if step 2 does not verify)
+/// send 96 zero bytes as step 3, as a prober would.
+pub fn scac_login_from(
+    from: IpAddr,
+    port: u16,
+    uid: &str,
+    key: &LocalKey,
+    broker: &PeerKey,
+    genuine: bool,
+) -> ScacProbe {
+    let (hs, step1) = ClientHandshake::start(Suite::Default, uid, key, broker).unwrap();
+    let method = Suite::Default.method();
+    let mut c = Connect::v5(uid);
+    c.props.authentication_method = Some(method.into());
+    c.props.authentication_data = Some(step1);
+    let mut client = Client::tcp_from(from, port, V5);
     client.send(&Packet::Connect(c));
     let mut hs = Some(hs);
+    let mut step2_seen = None;
     loop {
         match client.try_recv(Duration::from_secs(15)) {
             Recv::Packet(Packet::Auth {
@@ -422,25 +457,50 @@ pub fn scac_connect_as(
                 props,
             }) => {
                 let step2 = props.authentication_data.unwrap_or_default();
-                let Some(state) = hs.take() else {
-                    return (None, client);
+                let own = hs.take().filter(|_| genuine).map(|h| h.on_step2(&step2));
+                let step3 = match own {
+                    Some(Ok((step3, _))) => step3,
+                    _ => vec![0; 96],
                 };
-                let Ok((step3, _channel)) = state.on_step2(&step2) else {
-                    return (None, client);
-                };
+                step2_seen = Some(step2);
                 client.send(&Packet::Auth {
                     reason: 0x18,
                     props: Props {
-                        authentication_method: Some(suite.method().into()),
+                        authentication_method: Some(method.into()),
                         authentication_data: Some(step3),
                         ..Props::default()
                     },
                 });
             }
-            Recv::Packet(Packet::ConnAck { code, .. }) => return (Some(code), client),
-            _ => return (None, client),
+            Recv::Packet(Packet::ConnAck { code, props, .. }) => {
+                return ScacProbe {
+                    client,
+                    step2: step2_seen,
+                    code: Some(code),
+                    connack_props: Some(props),
+                }
+            }
+            Recv::Closed => {
+                return ScacProbe {
+                    client,
+                    step2: step2_seen,
+                    code: None,
+                    connack_props: None,
+                }
+            }
+            other => panic!("unexpected answer to a SCAC CONNECT: {other:?}"),
         }
     }
+}
+
+/// The device's Ed25519 key and its organisation's broker node key, from
+/// its bundle.
+pub fn scac_keys(net: &Network, device: &str) -> (LocalKey, PeerKey) {
+    let b = ProvisioningBundle::load(&net.bundle(device)).unwrap();
+    let seed: [u8; 32] = hex::decode(&b.signing_secret).unwrap().try_into().unwrap();
+    let key: Arc<dyn Ed25519Signer> = Arc::new(SoftwareEd25519::from_seed(&seed));
+    let node = b.brokers.iter().find(|n| n.org == "supplier").unwrap();
+    (LocalKey::Ed25519(key), PeerKey::Ed25519(node.signing_key.0))
 }
 
 pub fn otp_client(net: &Network, device: &str) -> Client {
