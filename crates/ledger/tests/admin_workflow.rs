@@ -124,16 +124,45 @@ async fn registered_device_gets_a_bundle_and_envelopes_only_its_own_organisation
         LedgerError::Reverted("broker node belongs to another organisation".into())
     );
 
-    // A removed node's envelope is deleted by the next reseal. Rotation gives
-    // the device a fresh key: the bundle is rewritten, every own node's
-    // envelope replaced, and the old key opens nothing any more.
+    // The supplier removes that node and the retailer registers the same
+    // account as its own: the envelope on the ledger is now held by another
+    // organisation's node (as in consortia provisioned before envelopes
+    // were restricted). Reseal deletes it and names it; rotation gives the
+    // device a fresh key: the bundle is rewritten, every own node's
+    // envelope replaced.
     admin
         .consortium
         .remove_broker(&a0, b2_account.address())
         .await
         .unwrap();
+    admin
+        .add_broker_node(&a1, "retailer", b2_account.address(), &b2)
+        .await
+        .unwrap();
+    let r = admin.reseal(&a0, &out, false).await.unwrap();
+    assert_eq!(
+        r.cleared_foreign,
+        vec![(b2_account.address(), "retailer".to_string())]
+    );
+    assert_eq!((r.sealed, r.cleared_removed, r.rotated), (0, 0, false));
     let r = admin.reseal(&a0, &out, true).await.unwrap();
-    assert_eq!((r.sealed, r.cleared_removed, r.rotated), (1, 1, true));
+    assert_eq!((r.sealed, r.rotated), (1, true));
+    assert!(r.cleared_foreign.is_empty());
+    // A node that is gone altogether: its envelope is deleted too.
+    let b3 = BrokerNodeKeys::generate();
+    let b3_account = LocalAccount::random();
+    admin
+        .add_broker_node(&a0, "supplier", b3_account.address(), &b3)
+        .await
+        .unwrap();
+    assert_eq!(admin.reseal(&a0, &out, false).await.unwrap().sealed, 1);
+    admin
+        .consortium
+        .remove_broker(&a0, b3_account.address())
+        .await
+        .unwrap();
+    let r = admin.reseal(&a0, &out, false).await.unwrap();
+    assert_eq!((r.sealed, r.cleared_removed), (0, 1));
     let rotated = ledgermq_ledger::admin::ProvisioningBundle::load(&out).unwrap();
     assert_ne!(rotated.otp_key, bundle.otp_key);
     assert_eq!(rotated.signing_secret, bundle.signing_secret);
