@@ -157,6 +157,10 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert_eq!(pool.run(|| ()).await, Err(PoolError::Busy));
+        // Both workers pick a job up (a loaded machine may start one late).
+        while running.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         for _ in 0..5 {
             release_tx.send(()).unwrap();
         }
