@@ -25,7 +25,6 @@ mod codec;
 mod commitment;
 mod error;
 mod group_key;
-mod hpke;
 mod message;
 
 pub use batch::verify_batch;

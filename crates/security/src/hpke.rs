@@ -1,4 +1,6 @@
-//! RFC 9180 HPKE for exactly one ciphersuite, base mode, single shot:
+//! RFC 9180 HPKE for exactly one ciphersuite, the one ledgermq uses for
+//! everything it seals to an X25519 key (OTP-key envelopes to broker nodes,
+//! group-key wraps to members), base mode, single shot:
 //! DHKEM(X25519, HKDF-SHA256) (KEM 0x0020), HKDF-SHA256 (KDF 0x0001),
 //! ChaCha20-Poly1305 (AEAD 0x0003).
 //!
@@ -30,13 +32,13 @@ const VERSION_LABEL: &[u8] = b"HPKE-v1";
 const MODE_BASE: u8 = 0x00;
 
 /// Length of `enc`, the serialized ephemeral public key.
-pub(super) const ENC_LEN: usize = 32;
+pub const ENC_LEN: usize = 32;
 /// Length of the AEAD tag appended to the ciphertext.
-pub(super) const TAG_LEN: usize = 16;
+pub const TAG_LEN: usize = 16;
 
 /// Why a seal or an open failed.
 #[derive(Debug)]
-pub(super) enum HpkeError {
+pub enum HpkeError {
     /// The X25519 output is all zero: a low-order public key (RFC 9180 §7.1.4).
     LowOrder,
     /// The key store refused the agreement for another reason.
@@ -48,9 +50,9 @@ pub(super) enum HpkeError {
 }
 
 /// The outputs of `KeySchedule` that single-shot use needs.
-pub(super) struct Context {
-    pub(super) key: Zeroizing<[u8; 32]>,
-    pub(super) base_nonce: [u8; 12],
+pub(crate) struct Context {
+    pub(crate) key: Zeroizing<[u8; 32]>,
+    pub(crate) base_nonce: [u8; 12],
 }
 
 /// `LabeledExtract(salt, label, ikm)` = `HKDF-Extract(salt, "HPKE-v1" ‖ suite_id ‖ label ‖ ikm)`.
@@ -91,7 +93,7 @@ fn labeled_expand<const N: usize>(
 }
 
 /// DHKEM `ExtractAndExpand(dh, kem_context)` with `kem_context = enc ‖ pkR`.
-pub(super) fn shared_secret(
+pub(crate) fn shared_secret(
     dh: &[u8; 32],
     enc: &[u8; 32],
     pk_r: &[u8; 32],
@@ -104,7 +106,7 @@ pub(super) fn shared_secret(
 }
 
 /// `KeySchedule(mode_base, shared_secret, info, psk = "", psk_id = "")`.
-pub(super) fn key_schedule(shared_secret: &[u8; 32], info: &[u8]) -> Result<Context, HpkeError> {
+pub(crate) fn key_schedule(shared_secret: &[u8; 32], info: &[u8]) -> Result<Context, HpkeError> {
     let psk_id_hash = labeled_extract(HPKE_SUITE_ID, b"", b"psk_id_hash", b"");
     let info_hash = labeled_extract(HPKE_SUITE_ID, b"", b"info_hash", info);
     let mut context = [0u8; 65];
@@ -123,7 +125,7 @@ fn is_all_zero(bytes: &[u8; 32]) -> bool {
 
 /// `SealBase(pkR, info, aad, pt)` with the ephemeral secret `sk_e` given
 /// (random in use, fixed for vectors). Returns `(enc, ciphertext ‖ tag)`.
-pub(super) fn seal_base(
+pub fn seal_base(
     pk_r: &[u8; 32],
     info: &[u8],
     aad: &[u8],
@@ -148,8 +150,22 @@ pub(super) fn seal_base(
     Ok((enc, ciphertext))
 }
 
+/// `SealBase(pkR, info, aad, pt)` with a fresh ephemeral key from the OS
+/// CSPRNG. Returns `(enc, ciphertext ‖ tag)`.
+pub fn seal(
+    pk_r: &[u8; 32],
+    info: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<([u8; ENC_LEN], Vec<u8>), HpkeError> {
+    use rand_core::{OsRng, RngCore};
+    let mut sk_e = Zeroizing::new([0u8; 32]);
+    OsRng.fill_bytes(sk_e.as_mut());
+    seal_base(pk_r, info, aad, plaintext, &sk_e)
+}
+
 /// `OpenBase(enc, skR, info, aad, ct)` with skR reached only through `agree`.
-pub(super) fn open_base(
+pub fn open_base(
     recipient: &dyn X25519Agreement,
     enc: &[u8; ENC_LEN],
     info: &[u8],

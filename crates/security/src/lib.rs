@@ -12,6 +12,7 @@
 mod client;
 pub mod envelope;
 mod error;
+pub mod hpke;
 mod key;
 pub mod scac;
 mod server;

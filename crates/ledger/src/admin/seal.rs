@@ -3,24 +3,21 @@
 //!
 //! The OTP key never reaches the ledger in clear: it is sealed with HPKE
 //! (RFC 9180, base mode, DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 /
-//! ChaCha20-Poly1305) to each broker node's X25519 key, with info
+//! ChaCha20-Poly1305; `ledgermq_security::hpke`, the one HPKE of the
+//! project) to each broker node's X25519 key, with info
 //! `"ledgermq otp v1" ‖ device id` so an envelope cannot be replayed for
 //! another device. Envelope layout: `enc (32 bytes) ‖ ciphertext ‖ tag (16)`.
 
 use alloy_primitives::B256;
-use hpke::aead::ChaCha20Poly1305;
-use hpke::kdf::HkdfSha256;
-use hpke::kem::X25519HkdfSha256;
-use hpke::{Deserializable, OpModeR, OpModeS, Serializable};
+use ledgermq_keystore::software::SoftwareX25519;
+use ledgermq_security::hpke;
 use rand_core::{OsRng, RngCore};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::{LedgerError, LedgerResult};
 
-type Kem = X25519HkdfSha256;
-
 const INFO_PREFIX: &[u8] = b"ledgermq otp v1";
-const ENC_LEN: usize = 32;
+const ENC_LEN: usize = hpke::ENC_LEN;
 
 /// A device's secrets, generated with the OS CSPRNG. Zeroed on drop.
 pub struct DeviceSecrets {
@@ -84,23 +81,6 @@ impl BrokerNodeKeys {
     }
 }
 
-/// The OS CSPRNG behind the rand_core version hpke uses.
-struct HpkeRng;
-
-impl hpke::rand_core::RngCore for HpkeRng {
-    fn next_u32(&mut self) -> u32 {
-        OsRng.next_u32()
-    }
-    fn next_u64(&mut self) -> u64 {
-        OsRng.next_u64()
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        OsRng.fill_bytes(dest)
-    }
-}
-
-impl hpke::rand_core::CryptoRng for HpkeRng {}
-
 fn info(device_id: &str) -> Vec<u8> {
     let mut info = INFO_PREFIX.to_vec();
     info.extend_from_slice(device_id.as_bytes());
@@ -113,19 +93,10 @@ pub fn seal_otp_key(
     device_id: &str,
     otp_key: &[u8; 32],
 ) -> LedgerResult<Vec<u8>> {
-    let pk = <Kem as hpke::Kem>::PublicKey::from_bytes(broker_agreement_key.as_slice()).map_err(
-        |e| LedgerError::Other(format!("broker agreement key is not an X25519 key: {e}")),
-    )?;
-    let (enc, ciphertext) = hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, Kem, _>(
-        &OpModeS::Base,
-        &pk,
-        &info(device_id),
-        otp_key,
-        &[],
-        &mut HpkeRng,
-    )
-    .map_err(|e| LedgerError::Other(format!("HPKE seal failed: {e}")))?;
-    let mut out = enc.to_bytes().to_vec();
+    let pk: [u8; 32] = broker_agreement_key.0;
+    let (enc, ciphertext) = hpke::seal(&pk, &info(device_id), &[], otp_key)
+        .map_err(|e| LedgerError::Other(format!("HPKE seal failed: {e:?}")))?;
+    let mut out = enc.to_vec();
     out.extend_from_slice(&ciphertext);
     Ok(out)
 }
@@ -139,28 +110,24 @@ pub fn open_otp_envelope(
     if envelope.len() <= ENC_LEN {
         return Err(LedgerError::Other("OTP envelope is too short".into()));
     }
-    let sk = <Kem as hpke::Kem>::PrivateKey::from_bytes(broker_agreement_secret)
-        .map_err(|e| LedgerError::Other(format!("invalid X25519 secret: {e}")))?;
-    let enc = <Kem as hpke::Kem>::EncappedKey::from_bytes(&envelope[..ENC_LEN])
-        .map_err(|e| LedgerError::Other(format!("invalid OTP envelope: {e}")))?;
-    let mut plain = hpke::single_shot_open::<ChaCha20Poly1305, HkdfSha256, Kem>(
-        &OpModeR::Base,
-        &sk,
+    let recipient = SoftwareX25519::from_bytes(broker_agreement_secret);
+    let mut enc = [0u8; ENC_LEN];
+    enc.copy_from_slice(&envelope[..ENC_LEN]);
+    let plain = hpke::open_base(
+        &recipient,
         &enc,
         &info(device_id),
-        &envelope[ENC_LEN..],
         &[],
+        &envelope[ENC_LEN..],
     )
     .map_err(|_| LedgerError::Other("OTP envelope does not open with this broker key".into()))?;
     if plain.len() != 32 {
-        plain.zeroize();
         return Err(LedgerError::Other(
             "OTP envelope does not hold a 32-byte key".into(),
         ));
     }
     let mut key = Zeroizing::new([0u8; 32]);
     key.copy_from_slice(&plain);
-    plain.zeroize();
     Ok(key)
 }
 
@@ -194,5 +161,43 @@ mod tests {
             agreement_public(&broker.agreement_secret),
             broker.agreement_public
         );
+    }
+
+    /// Envelopes on existing ledgers were sealed with the `hpke` crate:
+    /// they open unchanged (same RFC 9180 suite and layout).
+    #[test]
+    fn envelopes_sealed_by_the_hpke_crate_still_open() {
+        use ::hpke::{aead::ChaCha20Poly1305, kdf::HkdfSha256, kem::X25519HkdfSha256};
+        use ::hpke::{Deserializable, OpModeS, Serializable};
+        struct Rng;
+        impl ::hpke::rand_core::RngCore for Rng {
+            fn next_u32(&mut self) -> u32 {
+                OsRng.next_u32()
+            }
+            fn next_u64(&mut self) -> u64 {
+                OsRng.next_u64()
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                OsRng.fill_bytes(dest)
+            }
+        }
+        impl ::hpke::rand_core::CryptoRng for Rng {}
+        let broker = BrokerNodeKeys::generate();
+        let pk = <X25519HkdfSha256 as ::hpke::Kem>::PublicKey::from_bytes(&broker.agreement_public)
+            .unwrap();
+        let (enc, ct) =
+            ::hpke::single_shot_seal::<ChaCha20Poly1305, HkdfSha256, X25519HkdfSha256, _>(
+                &OpModeS::Base,
+                &pk,
+                &info("dev-1"),
+                &[7u8; 32],
+                &[],
+                &mut Rng,
+            )
+            .unwrap();
+        let mut env = enc.to_bytes().to_vec();
+        env.extend_from_slice(&ct);
+        let opened = open_otp_envelope(&broker.agreement_secret, "dev-1", &env).unwrap();
+        assert_eq!(*opened, [7u8; 32]);
     }
 }

@@ -15,8 +15,8 @@ use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 use super::codec::{check_id, put_short};
-use super::hpke::{self, HpkeError, ENC_LEN};
 use super::{EnvelopeError, MAX_GROUP_LEN, MAX_MEMBER_LEN};
+use crate::hpke::{self, HpkeError, ENC_LEN};
 
 /// Length of a group key.
 pub const GROUP_KEY_LEN: usize = 32;
