@@ -2,10 +2,11 @@
 pragma solidity 0.8.37;
 
 import {IConsortium} from "./IConsortium.sol";
+import {TopicFilter} from "./TopicFilter.sol";
 
 /// @title ledgermq Registry
-/// @notice Devices, topics, access rights, per-broker OTP key envelopes,
-///         group-key epoch commitments and blacklist entries.
+/// @notice Devices, topics, access rights, per-broker OTP key envelopes and
+///         blacklist entries (encryption groups and their key epochs: Groups).
 /// @dev Access: only an admin (per `Consortium`) of a device's organisation may
 ///      register, change or revoke the device, grant its rights and store its
 ///      OTP envelopes. Topics belong to the organisation that created them.
@@ -53,12 +54,6 @@ contract Registry {
         bytes32 evidence;
     }
 
-    struct KeyEpoch {
-        uint64 epoch;
-        uint64 committedAt;
-        bytes32 commitment;
-    }
-
     // -------------------------------------------------------------- constants
 
     uint8 private constant PUBLISH = 1;
@@ -66,7 +61,7 @@ contract Registry {
     /// @notice Longest device id, in bytes.
     uint256 public constant MAX_DEVICE_ID = 128;
     /// @notice Longest topic name or filter, in bytes.
-    uint256 public constant MAX_TOPIC = 256;
+    uint256 public constant MAX_TOPIC = TopicFilter.MAX_TOPIC;
     /// @notice Longest OTP envelope, in bytes.
     uint256 public constant MAX_ENVELOPE = 1024;
 
@@ -87,8 +82,6 @@ contract Registry {
 
     mapping(bytes32 => mapping(address => bytes)) private envelopes;
     mapping(bytes32 => address[]) private envelopeBrokers;
-
-    mapping(bytes32 => KeyEpoch[]) private keyEpochs;
 
     mapping(bytes32 => BlacklistEntry) private blacklist;
 
@@ -127,8 +120,6 @@ contract Registry {
     event OtpEnvelopeSet(bytes32 indexed deviceKey, address indexed broker, string deviceId, bytes envelope);
     /// @notice The device's OTP envelope for `broker` was deleted.
     event OtpEnvelopeCleared(bytes32 indexed deviceKey, address indexed broker, string deviceId, address by);
-    /// @notice A new group-key epoch was committed for the topic.
-    event KeyEpochCommitted(bytes32 indexed topicKey, string topic, uint64 epoch, bytes32 commitment, address by);
     /// @notice The device is banned until `until` (unix seconds); `evidence`
     ///         commits to the reporter's evidence record (zero: none given).
     event Blacklisted(
@@ -172,25 +163,6 @@ contract Registry {
 
     function _checkKeys(bytes32 signingKey, bytes32 agreementKey) private pure {
         require(signingKey != bytes32(0) && agreementKey != bytes32(0), "device keys must not be zero");
-    }
-
-    /// @dev MQTT topic name or filter: 1..MAX_TOPIC bytes, no NUL, not starting
-    ///      with '$', '+' only as a whole level, '#' only as the whole last level.
-    function _checkTopic(string memory name) private pure {
-        bytes memory b = bytes(name);
-        uint256 n = b.length;
-        require(n > 0 && n <= MAX_TOPIC, "topic must be 1-256 bytes");
-        require(b[0] != "$", "topics starting with '$' are reserved");
-        for (uint256 i = 0; i < n; i++) {
-            bytes1 c = b[i];
-            require(c != 0, "topic must not contain NUL");
-            if (c == "+" || c == "#") {
-                bool levelStart = i == 0 || b[i - 1] == "/";
-                bool levelEnd = i + 1 == n || b[i + 1] == "/";
-                require(levelStart && levelEnd, "wildcard must occupy a whole topic level");
-                require(c == "+" || i + 1 == n, "'#' must be the last topic level");
-            }
-        }
     }
 
     // --------------------------------------------------------------- devices
@@ -266,7 +238,7 @@ contract Registry {
         private
         returns (bytes32 key, Topic storage t)
     {
-        _checkTopic(name);
+        TopicFilter.check(name);
         key = keccak256(bytes(name));
         t = topics[key];
         if (t.exists) revert(string.concat("topic ", name, " already exists"));
@@ -399,24 +371,6 @@ contract Registry {
         emit OtpEnvelopeCleared(key, brokerAccount, deviceId, msg.sender);
     }
 
-    // ------------------------------------------------------------ key epochs
-
-    /// @notice Commits group-key epoch `epoch` of `topic`; caller must be an
-    ///         admin of the topic's organisation. Epochs start at 1 and strictly increase.
-    /// @param topic the topic
-    /// @param epoch new epoch number, greater than the latest one
-    /// @param commitment commitment to the epoch's group key (never the key)
-    function commitKeyEpoch(string calldata topic, uint64 epoch, bytes32 commitment) external {
-        (bytes32 key, Topic storage t) = _topic(topic);
-        _onlyAdmin(t.org);
-        KeyEpoch[] storage list = keyEpochs[key];
-        uint64 latest = list.length == 0 ? 0 : list[list.length - 1].epoch;
-        require(epoch > latest, "key epoch must be greater than the latest one");
-        require(commitment != bytes32(0), "commitment must not be zero");
-        list.push(KeyEpoch(epoch, uint64(block.timestamp), commitment));
-        emit KeyEpochCommitted(key, topic, epoch, commitment, msg.sender);
-    }
-
     // ------------------------------------------------------------- blacklist
 
     /// @notice Bans a device until `until`; caller must be a broker node or an
@@ -544,31 +498,6 @@ contract Registry {
     /// @notice The device's OTP envelope for `brokerAccount` (empty if none).
     function otpEnvelope(string calldata deviceId, address brokerAccount) external view returns (bytes memory) {
         return envelopes[keccak256(bytes(deviceId))][brokerAccount];
-    }
-
-    /// @notice Number of key epochs committed for `topic`.
-    function keyEpochCount(string calldata topic) external view returns (uint256) {
-        return keyEpochs[keccak256(bytes(topic))].length;
-    }
-
-    /// @notice Key epoch commitment at `index` (0 <= index < keyEpochCount(topic)).
-    function keyEpochAt(string calldata topic, uint256 index)
-        external
-        view
-        returns (uint64 epoch, bytes32 commitment, uint64 committedAt)
-    {
-        KeyEpoch[] storage list = keyEpochs[keccak256(bytes(topic))];
-        require(index < list.length, "index out of range");
-        KeyEpoch storage e = list[index];
-        return (e.epoch, e.commitment, e.committedAt);
-    }
-
-    /// @notice Latest key epoch of `topic` ((0, 0) if none).
-    function latestKeyEpoch(string calldata topic) external view returns (uint64 epoch, bytes32 commitment) {
-        KeyEpoch[] storage list = keyEpochs[keccak256(bytes(topic))];
-        if (list.length == 0) return (0, bytes32(0));
-        KeyEpoch storage e = list[list.length - 1];
-        return (e.epoch, e.commitment);
     }
 
     /// @notice The device's blacklist entry (all zero if none or lifted).

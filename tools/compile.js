@@ -83,6 +83,7 @@ function main() {
       const c = output.contracts[source][name];
       const bytecode = c.evm.bytecode.object;
       if (!bytecode) continue; // interfaces and abstract contracts
+      if (c.abi.length === 0) continue; // libraries of internal functions only (inlined where used)
       const deployed = c.evm.deployedBytecode.object;
       const size = deployed.length / 2;
       if (size > EIP170_LIMIT) {

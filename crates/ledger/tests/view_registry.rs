@@ -7,7 +7,9 @@ mod rpc_support;
 use std::time::Duration;
 
 use alloy_primitives::B256;
-use ledgermq_ledger::contracts::{ConsortiumClient, RegistryClient};
+use ledgermq_ledger::contracts::{
+    ConsortiumClient, GroupsClient, Protection, RegistryClient, VerifyPolicy,
+};
 use ledgermq_ledger::{RegistryEvent, RegistryView, Signer};
 use rpc_support::{anvil_ledger, funded_keys};
 
@@ -39,7 +41,24 @@ async fn view_is_built_from_events_follows_blocks_and_notifies_revocations() {
     r.set_otp_envelope(a0, "temp-1", broker.address(), b"sealed")
         .await
         .unwrap();
-    r.commit_key_epoch(a0, "raw/temperature", 1, k(9))
+    let g = GroupsClient::new(ledger.clone(), d.groups).unwrap();
+    let filters = ["raw/#".to_string()];
+    g.create_group(
+        a0,
+        "supplier",
+        "raw",
+        &filters,
+        Protection::Sealed,
+        VerifyPolicy::Every,
+        30,
+    )
+    .await
+    .unwrap();
+    g.add_member(a0, "raw", "temp-1").await.unwrap();
+    g.set_key_service(a0, "supplier", a0.address(), k(7))
+        .await
+        .unwrap();
+    g.commit_epoch(a0, "raw", 1, k(9), 1, &[("temp-1".into(), k(8))])
         .await
         .unwrap();
 
@@ -63,7 +82,17 @@ async fn view_is_built_from_events_follows_blocks_and_notifies_revocations() {
             .as_ref(),
         b"sealed"
     );
-    assert_eq!(view.latest_key_epoch("raw/temperature").unwrap().epoch, 1);
+    let raw = view.group("raw").unwrap();
+    assert_eq!(raw.latest_epoch().unwrap().epoch, 1);
+    assert_eq!(raw.latest_epoch().unwrap().commitment, k(9));
+    assert!(raw.members.contains("temp-1"));
+    assert_eq!(
+        (raw.protection, raw.verify),
+        (Protection::Sealed, VerifyPolicy::Every)
+    );
+    assert_eq!(view.groups_protecting("raw/temperature").len(), 1);
+    assert!(view.groups_protecting("config/x").is_empty());
+    assert_eq!(view.key_service("supplier").unwrap().signing_key, k(7));
     assert!(!view.topic("config/+").unwrap().publish_open);
     assert!(view.can_publish("temp-1", "raw/temperature"));
     assert!(!view.can_subscribe("temp-1", "raw/temperature"));

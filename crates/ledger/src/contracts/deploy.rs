@@ -1,4 +1,4 @@
-//! Creation code from the committed artifacts and deployment of the three
+//! Creation code from the committed artifacts and deployment of the four
 //! contracts.
 
 use std::sync::OnceLock;
@@ -7,15 +7,16 @@ use alloy_primitives::{Address, Bytes};
 use alloy_sol_types::SolConstructor;
 use serde::{Deserialize, Serialize};
 
-use super::bindings::{Audit, Consortium, Registry};
+use super::bindings::{Audit, Consortium, Groups, Registry};
 use crate::{Ledger, LedgerError, LedgerResult, Signer, TxRequest};
 
-/// One of the three contracts of a ledgermq network.
+/// One of the four contracts of a ledgermq network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContractName {
     Consortium,
     Registry,
     Audit,
+    Groups,
 }
 
 impl ContractName {
@@ -24,6 +25,7 @@ impl ContractName {
             Self::Consortium => include_str!("../../../../contracts/artifacts/Consortium.json"),
             Self::Registry => include_str!("../../../../contracts/artifacts/Registry.json"),
             Self::Audit => include_str!("../../../../contracts/artifacts/Audit.json"),
+            Self::Groups => include_str!("../../../../contracts/artifacts/Groups.json"),
         }
     }
 
@@ -31,10 +33,12 @@ impl ContractName {
         static CONSORTIUM: OnceLock<Result<Bytes, String>> = OnceLock::new();
         static REGISTRY: OnceLock<Result<Bytes, String>> = OnceLock::new();
         static AUDIT: OnceLock<Result<Bytes, String>> = OnceLock::new();
+        static GROUPS: OnceLock<Result<Bytes, String>> = OnceLock::new();
         match self {
             Self::Consortium => &CONSORTIUM,
             Self::Registry => &REGISTRY,
             Self::Audit => &AUDIT,
+            Self::Groups => &GROUPS,
         }
     }
 }
@@ -75,6 +79,12 @@ pub struct Deployment {
     pub consortium: Address,
     pub registry: Address,
     pub audit: Address,
+    /// The Groups contract (encryption groups and key epochs). Zero in a
+    /// deployment file written before groups existed: such a network has no
+    /// end-to-end groups until one is deployed ([`deploy_groups`]) and its
+    /// address added to the file.
+    #[serde(default)]
+    pub groups: Address,
     /// Block of the Consortium deployment: event readers start there.
     pub deployed_at_block: u64,
 }
@@ -94,7 +104,7 @@ impl Deployment {
 }
 
 /// Deploys Consortium (with `founders`), then Registry and Audit bound to
-/// it, from `deployer`.
+/// it, then Groups bound to both, from `deployer`.
 pub async fn deploy_consortium(
     ledger: &dyn Ledger,
     deployer: &dyn Signer,
@@ -123,13 +133,33 @@ pub async fn deploy_consortium(
     }
     .abi_encode();
     let (audit, _) = create(ledger, deployer, ContractName::Audit, audit_args).await?;
+    let groups = deploy_groups(ledger, deployer, consortium, registry).await?;
     Ok(Deployment {
         chain_id,
         consortium,
         registry,
         audit,
+        groups,
         deployed_at_block,
     })
+}
+
+/// Deploys a Groups contract bound to an existing Consortium and Registry
+/// (a network deployed before groups existed gets one this way).
+pub async fn deploy_groups(
+    ledger: &dyn Ledger,
+    deployer: &dyn Signer,
+    consortium: Address,
+    registry: Address,
+) -> LedgerResult<Address> {
+    let args = Groups::constructorCall {
+        consortium_: consortium,
+        registry_: registry,
+    }
+    .abi_encode();
+    Ok(create(ledger, deployer, ContractName::Groups, args)
+        .await?
+        .0)
 }
 
 async fn create(

@@ -1,4 +1,4 @@
-//! Typed bindings for the Consortium, Registry and Audit contracts.
+//! Typed bindings for the Consortium, Registry, Audit and Groups contracts.
 //!
 //! The Rust types come from the committed artifacts (`contracts/artifacts`)
 //! through `sol!`, so a recompiled contract changes the bindings at the next
@@ -9,6 +9,7 @@
 mod audit;
 mod consortium;
 mod deploy;
+mod groups;
 mod registry;
 
 use std::sync::Arc;
@@ -21,12 +22,15 @@ use crate::{LedgerError, LedgerResult, LogEntry, Signer, TxReceipt, TxRequest};
 
 pub use audit::{AnchorInfo, AuditClient, AuditRecordInfo, AuditRecordInput};
 pub use consortium::{BrokerInfo, ConsortiumClient, OrgInfo, ProposalInfo, ProposalStatus};
-pub use deploy::{creation_code, deploy_consortium, ContractName, Deployment, FoundingOrg};
-pub use registry::{
-    BlacklistInfo, DeviceInfo, DeviceStatus, KeyEpochInfo, RegistryClient, RightInfo, TopicInfo,
+pub use deploy::{
+    creation_code, deploy_consortium, deploy_groups, ContractName, Deployment, FoundingOrg,
 };
+pub use groups::{
+    GroupInfo, GroupKeyEpochInfo, GroupsClient, KeyServiceInfo, Protection, VerifyPolicy,
+};
+pub use registry::{BlacklistInfo, DeviceInfo, DeviceStatus, RegistryClient, RightInfo, TopicInfo};
 
-/// Generated bindings (calls, return structs, events) for the three contracts.
+/// Generated bindings (calls, return structs, events) for the four contracts.
 pub mod bindings {
     alloy_sol_types::sol!(
         #[sol(all_derives)]
@@ -43,18 +47,25 @@ pub mod bindings {
         Audit,
         "../../contracts/artifacts/Audit.json"
     );
+    alloy_sol_types::sol!(
+        #[sol(all_derives)]
+        Groups,
+        "../../contracts/artifacts/Groups.json"
+    );
 }
 
 pub use bindings::Audit::AuditEvents;
 pub use bindings::Consortium::ConsortiumEvents;
+pub use bindings::Groups::GroupsEvents;
 pub use bindings::Registry::RegistryEvents;
 
-/// A decoded event of one of the three contracts.
+/// A decoded event of one of the four contracts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ContractEvent {
     Consortium(ConsortiumEvents),
     Registry(RegistryEvents),
     Audit(AuditEvents),
+    Groups(GroupsEvents),
 }
 
 /// Decodes `log` as an event of the contract at its address according to
@@ -72,6 +83,10 @@ pub fn decode_event(deployment: &Deployment, log: &LogEntry) -> Option<ContractE
         AuditEvents::decode_raw_log(&log.topics, &log.data)
             .ok()
             .map(ContractEvent::Audit)
+    } else if log.address == deployment.groups && !deployment.groups.is_zero() {
+        GroupsEvents::decode_raw_log(&log.topics, &log.data)
+            .ok()
+            .map(ContractEvent::Groups)
     } else {
         None
     }

@@ -1,5 +1,5 @@
 //! Client of the Registry contract: devices, topics, rights, OTP envelopes,
-//! key epochs, blacklist.
+//! blacklist.
 
 use std::sync::Arc;
 
@@ -70,13 +70,6 @@ pub struct BlacklistInfo {
     pub active: bool,
     /// Digest of the reporter's evidence record (zero: none given).
     pub evidence: B256,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyEpochInfo {
-    pub epoch: u64,
-    pub commitment: B256,
-    pub committed_at: u64,
 }
 
 /// Typed access to a deployed Registry contract.
@@ -239,21 +232,6 @@ impl RegistryClient {
         self.c.send(admin, call).await
     }
 
-    pub async fn commit_key_epoch(
-        &self,
-        admin: &dyn Signer,
-        topic: &str,
-        epoch: u64,
-        commitment: B256,
-    ) -> LedgerResult<TxReceipt> {
-        let call = R::commitKeyEpochCall {
-            topic: topic.into(),
-            epoch,
-            commitment,
-        };
-        self.c.send(admin, call).await
-    }
-
     /// Bans `device_id` until `until` (unix seconds; `u64::MAX` =
     /// indefinitely). `evidence` is the digest of the evidence record; a
     /// broker node must give one (non-zero), an admin may pass zero.
@@ -410,41 +388,6 @@ impl RegistryClient {
             brokerAccount: broker,
         };
         self.c.view(call).await
-    }
-
-    pub async fn key_epoch_count(&self, topic: &str) -> LedgerResult<u64> {
-        to_u64(
-            self.c
-                .view(R::keyEpochCountCall {
-                    topic: topic.into(),
-                })
-                .await?,
-            "keyEpochCount",
-        )
-    }
-
-    pub async fn key_epoch_at(&self, topic: &str, index: u64) -> LedgerResult<KeyEpochInfo> {
-        let call = R::keyEpochAtCall {
-            topic: topic.into(),
-            index: U256::from(index),
-        };
-        let r = self.c.view(call).await?;
-        Ok(KeyEpochInfo {
-            epoch: r.epoch,
-            commitment: r.commitment,
-            committed_at: r.committedAt,
-        })
-    }
-
-    /// The latest (epoch, commitment) of `topic`; epoch 0 when none.
-    pub async fn latest_key_epoch(&self, topic: &str) -> LedgerResult<(u64, B256)> {
-        let r = self
-            .c
-            .view(R::latestKeyEpochCall {
-                topic: topic.into(),
-            })
-            .await?;
-        Ok((r.epoch, r.commitment))
     }
 
     pub async fn get_blacklist(&self, device_id: &str) -> LedgerResult<BlacklistInfo> {

@@ -23,8 +23,8 @@ use crate::{Ledger, LedgerResult, LogFilter};
 
 pub use filter::{filter_covers, filter_matches};
 pub use state::{
-    BlacklistView, BrokerView, DeviceView, KeyEpochView, OrgView, Right, Rights, Snapshot,
-    TopicView,
+    BlacklistView, BrokerView, DeviceView, GroupView, KeyEpochView, KeyServiceView, OrgView, Right,
+    Rights, Snapshot, TopicView,
 };
 
 /// Most blocks asked for in one `logs` request (nodes cap ranges).
@@ -48,6 +48,13 @@ pub enum RegistryEvent {
     RightRevoked {
         id: String,
         topic: String,
+    },
+    /// A group was created or its filters, policy or members changed.
+    GroupChanged(String),
+    /// A new key epoch of `group` was committed.
+    KeyEpoch {
+        group: String,
+        epoch: u64,
     },
 }
 
@@ -179,7 +186,7 @@ impl RegistryView {
             let filter = LogFilter {
                 from_block: from,
                 to_block: Some(to),
-                addresses: vec![self.deployment.consortium, self.deployment.registry],
+                addresses: self.addresses(),
                 event_signatures: Vec::new(),
             };
             let mut logs = self.ledger.logs(&filter).await?;
@@ -193,6 +200,7 @@ impl RegistryView {
                 match event {
                     ContractEvent::Consortium(e) => state.apply_consortium(e),
                     ContractEvent::Registry(e) => notes.extend(state.apply_registry(e)),
+                    ContractEvent::Groups(e) => notes.extend(state.apply_groups(e)),
                     ContractEvent::Audit(_) => {}
                 }
             }
@@ -300,8 +308,32 @@ impl RegistryView {
             .cloned()
     }
 
-    pub fn latest_key_epoch(&self, topic: &str) -> Option<KeyEpochView> {
-        self.snapshot.load().key_epochs.get(topic)?.last().copied()
+    pub fn group(&self, name: &str) -> Option<Arc<GroupView>> {
+        self.snapshot.load().groups.get(name).cloned()
+    }
+
+    /// The groups whose filters match topic name `topic`.
+    pub fn groups_protecting(&self, topic: &str) -> Vec<Arc<GroupView>> {
+        let s = self.snapshot.load();
+        s.groups
+            .values()
+            .filter(|g| g.protects(topic))
+            .cloned()
+            .collect()
+    }
+
+    pub fn key_service(&self, org: &str) -> Option<KeyServiceView> {
+        self.snapshot.load().key_services.get(org).copied()
+    }
+
+    /// The contracts whose events make up the view.
+    fn addresses(&self) -> Vec<Address> {
+        let d = &self.deployment;
+        let mut out = vec![d.consortium, d.registry];
+        if !d.groups.is_zero() {
+            out.push(d.groups);
+        }
+        out
     }
 }
 

@@ -4,14 +4,16 @@
 //! one from the previous by cloning maps of `Arc`s (cheap) and rebuilding
 //! only the entries an event touches.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use alloy_primitives::{Address, Bytes, B256};
 
 use super::filter::{filter_covers, filter_matches, is_filter};
 use super::RegistryEvent;
-use crate::contracts::{ConsortiumEvents, DeviceStatus, RegistryEvents};
+use crate::contracts::{
+    ConsortiumEvents, DeviceStatus, GroupsEvents, Protection, RegistryEvents, VerifyPolicy,
+};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrgView {
@@ -123,6 +125,63 @@ pub struct DeviceView {
 pub struct KeyEpochView {
     pub epoch: u64,
     pub commitment: B256,
+    /// Members given a wrap of this epoch.
+    pub member_count: u32,
+    /// Block time of the commitment (unix seconds).
+    pub committed_at: u64,
+}
+
+/// An encryption group: what it protects, how, who may read, its epochs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupView {
+    pub name: String,
+    pub org: String,
+    pub filters: Vec<String>,
+    pub protection: Protection,
+    pub verify: VerifyPolicy,
+    /// How long the previous epoch stays acceptable after a new one.
+    pub grace_seconds: u32,
+    pub members: BTreeSet<String>,
+    /// Every committed epoch, oldest first (strictly increasing).
+    pub epochs: Vec<KeyEpochView>,
+}
+
+impl GroupView {
+    /// Whether one of the group's filters matches topic name `topic`.
+    pub fn protects(&self, topic: &str) -> bool {
+        self.filters.iter().any(|f| filter_matches(f, topic))
+    }
+
+    pub fn latest_epoch(&self) -> Option<KeyEpochView> {
+        self.epochs.last().copied()
+    }
+
+    /// Whether an envelope of epoch `epoch` is acceptable at unix time
+    /// `now`: the latest epoch, or the one before it within the grace
+    /// period after its successor was committed.
+    pub fn epoch_acceptable(&self, epoch: u64, now: u64) -> bool {
+        let n = self.epochs.len();
+        match n {
+            0 => false,
+            _ if self.epochs[n - 1].epoch == epoch => true,
+            1 => false,
+            _ => {
+                self.epochs[n - 2].epoch == epoch
+                    && now
+                        < self.epochs[n - 1]
+                            .committed_at
+                            .saturating_add(u64::from(self.grace_seconds))
+            }
+        }
+    }
+}
+
+/// An organisation's key service: who may commit epochs, the key that
+/// signs its key bundles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyServiceView {
+    pub account: Address,
+    pub signing_key: B256,
 }
 
 /// One consistent state of the registry: every event up to `block` (the
@@ -135,7 +194,8 @@ pub struct Snapshot {
     pub devices: HashMap<String, Arc<DeviceView>>,
     pub topics: HashMap<String, Arc<TopicView>>,
     pub blacklist: HashMap<String, BlacklistView>,
-    pub key_epochs: HashMap<String, Arc<Vec<KeyEpochView>>>,
+    pub groups: HashMap<String, Arc<GroupView>>,
+    pub key_services: HashMap<String, KeyServiceView>,
 }
 
 impl Snapshot {
@@ -261,19 +321,6 @@ impl Snapshot {
                 });
                 None
             }
-            E::KeyEpochCommitted(e) => {
-                let mut epochs = self
-                    .key_epochs
-                    .get(&e.topic)
-                    .map(|v| (**v).clone())
-                    .unwrap_or_default();
-                epochs.push(KeyEpochView {
-                    epoch: e.epoch,
-                    commitment: e.commitment,
-                });
-                self.key_epochs.insert(e.topic, Arc::new(epochs));
-                None
-            }
             E::Blacklisted(e) => {
                 self.blacklist.insert(
                     e.deviceId.clone(),
@@ -294,6 +341,91 @@ impl Snapshot {
                 self.blacklist.remove(&e.deviceId);
                 Some(RegistryEvent::BlacklistLifted(e.deviceId))
             }
+        }
+    }
+
+    /// Applies a Groups event; returns the notification it causes, if any.
+    pub fn apply_groups(&mut self, event: GroupsEvents) -> Option<RegistryEvent> {
+        use GroupsEvents as E;
+        match event {
+            E::GroupCreated(e) => {
+                let (Ok(protection), Ok(verify)) = (
+                    Protection::from_code(e.protection),
+                    VerifyPolicy::from_code(e.verify),
+                ) else {
+                    return None;
+                };
+                let group = GroupView {
+                    name: e.group.clone(),
+                    org: e.org,
+                    filters: e.filters,
+                    protection,
+                    verify,
+                    grace_seconds: e.graceSeconds,
+                    members: BTreeSet::new(),
+                    epochs: Vec::new(),
+                };
+                self.groups.insert(e.group.clone(), Arc::new(group));
+                Some(RegistryEvent::GroupChanged(e.group))
+            }
+            E::GroupUpdated(e) => {
+                let (Ok(protection), Ok(verify)) = (
+                    Protection::from_code(e.protection),
+                    VerifyPolicy::from_code(e.verify),
+                ) else {
+                    return None;
+                };
+                self.update_group(&e.group, |g| {
+                    g.filters = e.filters;
+                    g.protection = protection;
+                    g.verify = verify;
+                    g.grace_seconds = e.graceSeconds;
+                });
+                Some(RegistryEvent::GroupChanged(e.group))
+            }
+            E::MemberAdded(e) => {
+                self.update_group(&e.group, |g| {
+                    g.members.insert(e.deviceId.clone());
+                });
+                Some(RegistryEvent::GroupChanged(e.group))
+            }
+            E::MemberRemoved(e) => {
+                self.update_group(&e.group, |g| {
+                    g.members.remove(&e.deviceId);
+                });
+                Some(RegistryEvent::GroupChanged(e.group))
+            }
+            E::KeyServiceSet(e) => {
+                self.key_services.insert(
+                    e.org,
+                    KeyServiceView {
+                        account: e.account,
+                        signing_key: e.signingKey,
+                    },
+                );
+                None
+            }
+            E::KeyEpochCommitted(e) => {
+                let epoch = KeyEpochView {
+                    epoch: e.epoch,
+                    commitment: e.commitment,
+                    member_count: e.memberCount,
+                    committed_at: e.committedAt,
+                };
+                self.update_group(&e.group, |g| g.epochs.push(epoch));
+                Some(RegistryEvent::KeyEpoch {
+                    group: e.group,
+                    epoch: e.epoch,
+                })
+            }
+            // Exchanges are evidence for auditors; the view needs only the epochs.
+            E::KeyExchanged(_) => None,
+        }
+    }
+
+    fn update_group(&mut self, name: &str, f: impl FnOnce(&mut GroupView)) {
+        if let Some(group) = self.groups.get_mut(name) {
+            f(Arc::make_mut(group));
         }
     }
 

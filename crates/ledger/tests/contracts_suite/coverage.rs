@@ -37,8 +37,13 @@ pub struct ContractSurface {
 pub fn surface(sol: &str) -> ContractSurface {
     let code = strip_comments(sol, false);
     let mut s = ContractSurface::default();
-    for (name, _) in words_followed_by(&code, "function ") {
-        if !name.starts_with('_') {
+    for (name, at) in words_followed_by(&code, "function ") {
+        // Only what a transaction or a call can reach: a library's internal
+        // functions are inlined where they are used and tested there.
+        let signature = &code[at..];
+        let signature = &signature[..signature.find(['{', ';']).unwrap_or(signature.len())];
+        let reachable = signature.contains(" external") || signature.contains(" public");
+        if !name.starts_with('_') && reachable {
             s.functions.insert(name);
         }
     }
@@ -328,12 +333,16 @@ pub fn every_function_reason_and_event_has_a_test() {
     let mut gaps = Vec::new();
     for (contract, file, min_reasons) in [
         ("Consortium", "consortium.rs", 25),
-        ("Registry", "registry.rs", 25),
+        ("Registry", "registry.rs", 20),
+        ("TopicFilter", "registry.rs", 5),
         ("Audit", "audit.rs", 9),
+        ("Groups", "groups.rs", 25),
     ] {
         let s = surface(&read(root().join(format!("contracts/{contract}.sol"))));
+        let library = contract == "TopicFilter";
         assert!(
-            s.reasons.len() >= min_reasons && !s.functions.is_empty() && !s.events.is_empty(),
+            s.reasons.len() >= min_reasons
+                && (library || (!s.functions.is_empty() && !s.events.is_empty())),
             "the Solidity parser found too little in {contract}.sol: {s:?}"
         );
         let distinct: BTreeSet<String> = s.reasons.iter().map(|r| show(r)).collect();

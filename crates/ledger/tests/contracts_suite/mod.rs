@@ -1,5 +1,5 @@
 //! Backend-independent contract tests: every function, revert reason and
-//! event of Consortium, Registry and Audit, through the typed clients and
+//! event of Consortium, Registry, Audit and Groups, through the typed clients and
 //! `&dyn Ledger` only, so the same checks run on the embedded chain
 //! (`contracts_embedded.rs`), on anvil (`contracts_anvil.rs`) and through the
 //! embedded node's JSON-RPC (`rpc_embedded_node.rs`).
@@ -18,6 +18,7 @@
 pub mod audit;
 pub mod consortium;
 pub mod coverage;
+pub mod groups;
 pub mod registry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,8 @@ use alloy_primitives::{keccak256, Address, Bytes, B256, U256};
 use alloy_sol_types::SolCall;
 use ledgermq_ledger::contracts::{
     deploy_consortium, receipt_events, AuditClient, AuditEvents, ConsortiumClient,
-    ConsortiumEvents, ContractEvent, Deployment, FoundingOrg, RegistryClient, RegistryEvents,
+    ConsortiumEvents, ContractEvent, Deployment, FoundingOrg, GroupsClient, GroupsEvents,
+    RegistryClient, RegistryEvents,
 };
 use ledgermq_ledger::{
     Ledger, LedgerError, LedgerResult, LocalAccount, Signer, TxReceipt, TxRequest,
@@ -78,7 +80,7 @@ fn founders(admins: &[&dyn Signer]) -> Vec<FoundingOrg> {
         .collect()
 }
 
-/// A deployment of the three contracts and the accounts that run it.
+/// A deployment of the four contracts and the accounts that run it.
 pub struct Network {
     pub ledger: Arc<dyn Ledger>,
     funder: Option<Arc<LocalAccount>>,
@@ -86,6 +88,7 @@ pub struct Network {
     pub consortium: ConsortiumClient,
     pub registry: RegistryClient,
     pub audit: AuditClient,
+    pub groups: GroupsClient,
     /// `admins[i]` is the only admin of `ORGS[i]`.
     pub admins: Vec<LocalAccount>,
     /// A broker node of `supplier`, keys `k(0xb0)`, `k(0xb1)`.
@@ -115,6 +118,7 @@ impl Network {
         Network {
             registry: RegistryClient::new(ledger.clone(), deployment.registry),
             audit: AuditClient::new(ledger.clone(), deployment.audit),
+            groups: GroupsClient::new(ledger.clone(), deployment.groups).expect("groups deployed"),
             consortium,
             ledger,
             funder,
@@ -169,6 +173,16 @@ impl Network {
             .map(|e| match e {
                 ContractEvent::Registry(e) => e,
                 other => panic!("not a Registry event: {other:?}"),
+            })
+            .collect()
+    }
+
+    pub fn groups_events(&self, receipt: &TxReceipt) -> Vec<GroupsEvents> {
+        receipt_events(&self.deployment, receipt)
+            .into_iter()
+            .map(|e| match e {
+                ContractEvent::Groups(e) => e,
+                other => panic!("not a Groups event: {other:?}"),
             })
             .collect()
     }
@@ -242,7 +256,7 @@ async fn fresh_account(ledger: &dyn Ledger, funder: Option<&LocalAccount>) -> Lo
     account
 }
 
-/// One `#[test]` per check of `consortium.rs`, `registry.rs` and `audit.rs`
+/// One `#[test]` per check of `consortium.rs`, `registry.rs`, `audit.rs` and `groups.rs`
 /// on the shared [`Network`] of the binary, deployed at first use on the
 /// backend returned by `$backend()` (see `tests/backends`). `coverage.rs`
 /// checks that every `pub async fn` of those files is listed here.
@@ -311,8 +325,6 @@ macro_rules! contract_tests {
             revoke_right_refuses_strangers_missing_rights_unknown_ids,
             set_otp_envelope_emits_stores_and_replaces,
             set_otp_envelope_refuses_non_brokers_bad_sizes_and_strangers,
-            commit_key_epoch_keeps_the_strictly_increasing_history,
-            commit_key_epoch_refuses_stale_epochs_zero_commitments_and_strangers,
             blacklist_by_a_broker_of_any_org_emits_and_bans,
             blacklist_refuses_strangers_past_ends_missing_evidence_and_broker_shortening,
             admin_may_shorten_a_ban_and_lift_it,
@@ -330,6 +342,27 @@ macro_rules! contract_tests {
             anchor_refuses_a_root_anchored_before,
             anchor_views_index_anchors_per_broker,
             views_refuse_indexes_out_of_range,
+        );
+        contract_tests!(@each $backend; groups;
+            constructor_refuses_addresses_without_code,
+            public_constants_and_contract_addresses,
+            create_group_emits_and_stores_the_group,
+            create_group_refuses_non_admins_and_existing_names,
+            create_group_validates_the_name,
+            create_group_validates_filters_and_policy,
+            group_views_list_groups_and_refuse_unknown_ones,
+            update_group_emits_and_replaces_filters_and_policy,
+            update_group_refuses_other_orgs_unknown_groups_and_bad_policy,
+            add_member_emits_and_accepts_devices_of_any_org,
+            add_member_refuses_strangers_duplicates_unknown_and_revoked_devices,
+            remove_member_swap_pops_and_emits,
+            remove_member_refuses_strangers_and_non_members,
+            key_service_is_set_by_an_admin_and_commits_with_the_admins,
+            set_key_service_refuses_non_admins_zero_keys_and_broker_nodes,
+            commit_epoch_emits_stores_and_records_exchanges,
+            commit_epoch_refuses_stale_epochs_zero_values_and_excess_counts,
+            record_exchanges_only_for_the_latest_epoch_and_its_member_count,
+            exchanges_go_only_to_current_active_members,
         );
     };
     (@each $backend:path; $module:ident; $($check:ident),* $(,)?) => {

@@ -1,5 +1,5 @@
 //! Registry: devices, topics, rights and the cross-organisation rule, OTP
-//! envelopes, key epochs, blacklist.
+//! envelopes, blacklist.
 
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::SolConstructor;
@@ -781,70 +781,6 @@ pub async fn set_otp_envelope_refuses_non_brokers_bad_sizes_and_strangers(net: &
         .await
         .unwrap();
     assert!(r.otp_envelope_brokers(&id).await.unwrap().is_empty());
-}
-
-// -------------------------------------------------------------- key epochs
-
-pub async fn commit_key_epoch_keeps_the_strictly_increasing_history(net: &Network) {
-    let r = &net.registry;
-    let a3 = net.admin(3);
-    let t = topic(net, 3, false, true).await;
-    assert_eq!(r.latest_key_epoch(&t).await.unwrap(), (0, k(0)));
-    assert_eq!(r.key_epoch_count(&t).await.unwrap(), 0);
-    let rc = r.commit_key_epoch(a3, &t, 1, k(1)).await.unwrap();
-    let at = net
-        .ledger
-        .block(rc.block_number)
-        .await
-        .unwrap()
-        .unwrap()
-        .timestamp;
-    let ev = net.registry_events(&rc);
-    let [RegistryEvents::KeyEpochCommitted(e)] = &ev[..] else {
-        panic!("{ev:?}");
-    };
-    assert_eq!((e.topicKey, e.topic.as_str()), (key_of(&t), t.as_str()));
-    assert_eq!((e.epoch, e.commitment, e.by), (1, k(1), a3.address()));
-    r.commit_key_epoch(a3, &t, 5, k(5)).await.unwrap();
-    assert_eq!(r.key_epoch_count(&t).await.unwrap(), 2);
-    let first = r.key_epoch_at(&t, 0).await.unwrap();
-    assert_eq!(
-        (first.epoch, first.commitment, first.committed_at),
-        (1, k(1), at)
-    );
-    assert_eq!(r.key_epoch_at(&t, 1).await.unwrap().epoch, 5);
-    assert_eq!(r.latest_key_epoch(&t).await.unwrap(), (5, k(5)));
-    reverted(r.key_epoch_at(&t, 2).await, "index out of range");
-}
-
-pub async fn commit_key_epoch_refuses_stale_epochs_zero_commitments_and_strangers(net: &Network) {
-    let r = &net.registry;
-    let a3 = net.admin(3);
-    let t = topic(net, 3, false, true).await;
-    reverted(
-        r.commit_key_epoch(a3, &t, 0, k(1)).await,
-        "key epoch must be greater than the latest one",
-    );
-    reverted(
-        r.commit_key_epoch(a3, &t, 1, k(0)).await,
-        "commitment must not be zero",
-    );
-    reverted(
-        r.commit_key_epoch(net.admin(0), &t, 1, k(1)).await,
-        "caller is not an admin of organisation retailer",
-    );
-    reverted(
-        r.commit_key_epoch(a3, "t/none", 1, k(1)).await,
-        "unknown topic t/none",
-    );
-    r.commit_key_epoch(a3, &t, 3, k(3)).await.unwrap();
-    for stale in [2, 3] {
-        reverted(
-            r.commit_key_epoch(a3, &t, stale, k(4)).await,
-            "key epoch must be greater than the latest one",
-        );
-    }
-    assert_eq!(r.latest_key_epoch(&t).await.unwrap(), (3, k(3)));
 }
 
 // --------------------------------------------------------------- blacklist
