@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use ledgermq_broker::auth::{AfterRefusal, Authorizer, ClientIdentity, DeliveryCheck, Refused};
+use ledgermq_broker::auth::{
+    AfterRefusal, Authorizer, ClientIdentity, DeliveryCheck, PayloadRefusal, PayloadSource, Refused,
+};
 use ledgermq_proto::QoS;
 
 use crate::directory::unix_ms;
@@ -50,11 +52,51 @@ impl Authorizer for LedgerAuthorizer {
         self.0.directory.view.can_subscribe(device, filter)
     }
 
+    /// Whether a group of the Groups contract protects `topic` for this
+    /// publisher (crate::envelopes); a group change is a ledger event, so
+    /// the answer changes only with [`Self::rights_epoch`].
+    fn checks_payload(&self, who: &ClientIdentity, topic: &str) -> bool {
+        let snapshot = self.0.directory.view.snapshot();
+        self.0.envelopes.applies(&snapshot, &who.client_id, topic)
+    }
+
+    fn check_payload(
+        &self,
+        who: &ClientIdentity,
+        topic: &str,
+        payload: &[u8],
+        source: PayloadSource,
+    ) -> Result<(), PayloadRefusal> {
+        let snapshot = self.0.directory.view.snapshot();
+        self.0
+            .envelopes
+            .check(&snapshot, &who.client_id, topic, payload, source)
+    }
+
     /// A refusal on the device's own authenticated connection is misuse of
     /// its valid credential: `evidence_limit` of them within
-    /// `evidence_window` blacklist it on the ledger (reason 6).
+    /// `evidence_window` blacklist it on the ledger (reason 6). A refused
+    /// payload is not: a device whose key or clock is behind (a stale
+    /// epoch, a plain payload from an old firmware) is told and counted,
+    /// never banned for it.
     fn refused(&self, who: &ClientIdentity, what: Refused<'_>) -> AfterRefusal {
         let access = &self.0;
+        if let Refused::Payload {
+            topic,
+            qos,
+            refusal,
+        } = what
+        {
+            let code = format!("0x{:02X}", refusal.reason_code().0);
+            access
+                .status
+                .publish_error_with(&who.client_id, topic, &code, refusal.label());
+            return if qos == QoS::AtMostOnce {
+                AfterRefusal::Disconnect
+            } else {
+                AfterRefusal::KeepConnection
+            };
+        }
         let evidence = access.misuse.note(
             EvidenceKind::RightsViolation,
             &who.client_id,
@@ -77,6 +119,7 @@ impl Authorizer for LedgerAuthorizer {
                 status.forbidden(&who.client_id, filter);
                 AfterRefusal::KeepConnection
             }
+            Refused::Payload { .. } => AfterRefusal::KeepConnection,
         }
     }
 }

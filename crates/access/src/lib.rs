@@ -24,6 +24,7 @@ mod authorizer;
 mod counters;
 mod directory;
 mod enforcement;
+pub mod envelopes;
 pub mod evidence;
 mod failures;
 pub mod misuse;
@@ -77,6 +78,8 @@ pub(crate) struct Access {
     failures: FailureTracker,
     misuse: MisuseTracker,
     status: StatusReporter,
+    /// End-to-end envelope checks on protected topics.
+    envelopes: envelopes::EnvelopeChecks,
     /// The broker, once attached: whether a device is connected right now.
     broker: std::sync::OnceLock<std::sync::Weak<Broker>>,
     registry: RegistryClient,
@@ -151,6 +154,7 @@ impl LedgerSecurity {
                 settings.evidence_window,
             ),
             status: StatusReporter::new(settings.status_topics, settings.failure_window),
+            envelopes: envelopes::EnvelopeChecks::default(),
             broker: std::sync::OnceLock::new(),
             registry: RegistryClient::new(ledger, deployment.registry),
             signer: Arc::new(account),

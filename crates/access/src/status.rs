@@ -158,6 +158,17 @@ impl StatusReporter {
             serde_json::json!({ "topic": topic_name, "reason": "0x87" }),
         );
     }
+
+    /// A refused payload on a protected topic: the reason code and why
+    /// (`not_envelope`, `replayed`, ...), for 3.1.1 devices that get no
+    /// negative acknowledgement.
+    pub fn publish_error_with(&self, device_id: &str, topic_name: &str, code: &str, why: &str) {
+        self.send(
+            device_id,
+            &format!("{topic_name}/error"),
+            serde_json::json!({ "topic": topic_name, "reason": code, "refusal": why }),
+        );
+    }
 }
 
 #[cfg(test)]

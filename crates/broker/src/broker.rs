@@ -16,7 +16,7 @@ use ledgermq_proto::topic::TopicLimits;
 use ledgermq_proto::{Properties, Publish, QoS, ReasonCode};
 use parking_lot::Mutex;
 
-use crate::auth::{Authenticator, Authorizer, ClientIdentity, DeliveryCheck};
+use crate::auth::{Authenticator, Authorizer, ClientIdentity, DeliveryCheck, PayloadSource};
 use crate::auth_pool::AuthPool;
 use crate::config::Config;
 use crate::message::{unix_now, Delivery, Message};
@@ -517,6 +517,21 @@ impl Broker {
                 "will refused by ACL"
             );
             return;
+        }
+        if self.authorizer.checks_payload(who, &will.topic) {
+            let checked =
+                self.authorizer
+                    .check_payload(who, &will.topic, &will.payload, PayloadSource::Will);
+            if let Err(refusal) = checked {
+                Metrics::add(&self.metrics.payloads_refused[refusal.index()], 1);
+                tracing::info!(
+                    client_id = who.client_id,
+                    topic = will.topic,
+                    refusal = refusal.label(),
+                    "will refused by the payload check"
+                );
+                return;
+            }
         }
         let mut properties = will.properties;
         properties.will_delay_interval = None;

@@ -20,6 +20,9 @@ pub struct Metrics {
     /// (per-address limit, pending-CONNECT bytes, session limit, busy
     /// authentication workers).
     pub connections_refused: AtomicU64,
+    /// PUBLISHes refused by the payload check, by
+    /// [`crate::auth::PayloadRefusal`] (index = variant order).
+    pub payloads_refused: [AtomicU64; crate::auth::PayloadRefusal::ALL.len()],
 }
 
 impl Metrics {

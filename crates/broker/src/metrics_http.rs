@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::auth::PayloadRefusal;
 use crate::broker::Broker;
 use crate::metrics::Metrics;
 
@@ -122,6 +123,15 @@ pub fn render(broker: &Broker) -> String {
             out,
             "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
         );
+    }
+    let name = "ledgermq_payloads_refused_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} PUBLISHes refused on protected topics (end-to-end envelopes), by reason.\n# TYPE {name} counter"
+    );
+    for refusal in PayloadRefusal::ALL {
+        let value = Metrics::get(&m.payloads_refused[refusal.index()]);
+        let _ = writeln!(out, "{name}{{reason=\"{}\"}} {value}", refusal.label());
     }
     out
 }

@@ -664,6 +664,7 @@ mod tests {
             consortium: Address::ZERO,
             registry: Address::ZERO,
             audit: Address::ZERO,
+            groups: Address::ZERO,
             deployed_at_block: 0,
         };
         let secrets = DeviceSecrets::generate();

@@ -17,7 +17,7 @@ use ledgermq_proto::{
 use super::{is_v5, Ending};
 use crate::auth::{
     AfterRefusal, AuthExchange, AuthStep, ClientIdentity, DeliveryCheck, LoginAttempt,
-    ProtectionError, Refused, SharedProtection,
+    PayloadRefusal, PayloadSource, ProtectionError, Refused, SharedProtection,
 };
 use crate::broker::{Broker, OnRetainLimit};
 use crate::message::{Delivery, Message};
@@ -73,9 +73,10 @@ pub(crate) struct Connection {
     /// The client acknowledged a delivery since the pump last looked: it is
     /// taking messages (see [`ConnLink::progressed`]).
     pub acknowledged: bool,
-    /// The last topic this connection was allowed to publish to, and the
-    /// authorizer's epoch then (see [`Authorizer::rights_epoch`]).
-    allowed_publish: Option<(u64, String)>,
+    /// The last topic this connection was allowed to publish to, the
+    /// authorizer's epoch then (see [`Authorizer::rights_epoch`]), and
+    /// whether its payloads are checked ([`Authorizer::checks_payload`]).
+    allowed_publish: Option<(u64, String, bool)>,
     /// QoS 2 payload protection set up by the authentication (SCAC).
     protection: Option<SharedProtection>,
 }
@@ -129,34 +130,40 @@ impl Connection {
     }
 
     /// Asks the authorizer, unless the same topic was allowed under the
-    /// same epoch (rights only ever narrow with an epoch change).
-    fn may_publish(&mut self, topic: &str) -> bool {
+    /// same epoch (rights only ever narrow with an epoch change). `None`:
+    /// refused; `Some(check)`: allowed, and whether the payload is checked.
+    fn may_publish(&mut self, topic: &str) -> Option<bool> {
         if crate::broker::is_sys_topic(topic) {
-            return false;
+            return None;
         }
         let authorizer = &self.broker.authorizer;
         if authorizer.allows_everything() {
-            return true;
+            return Some(false);
         }
         let epoch = authorizer.rights_epoch();
-        if let (Some(now), Some((then, last))) = (epoch, &self.allowed_publish) {
+        if let (Some(now), Some((then, last, check))) = (epoch, &self.allowed_publish) {
             if now == *then && last == topic {
-                return true;
+                return Some(*check);
             }
         }
-        let allowed = authorizer.can_publish(&self.identity, topic);
-        match (allowed, epoch, &mut self.allowed_publish) {
-            (true, Some(now), Some((then, last))) => {
+        if !authorizer.can_publish(&self.identity, topic) {
+            self.allowed_publish = None;
+            return None;
+        }
+        let check = authorizer.checks_payload(&self.identity, topic);
+        match (epoch, &mut self.allowed_publish) {
+            (Some(now), Some((then, last, checked))) => {
                 // Reuse the buffer: a client cycling through topics does
                 // not pay an allocation per PUBLISH.
                 *then = now;
+                *checked = check;
                 last.clear();
                 last.push_str(topic);
             }
-            (true, Some(now), memo) => *memo = Some((now, topic.to_owned())),
-            (_, _, memo) => *memo = None,
+            (Some(now), memo) => *memo = Some((now, topic.to_owned(), check)),
+            (None, memo) => *memo = None,
         }
-        allowed
+        Some(check)
     }
 
     fn v5(&self) -> bool {
@@ -312,7 +319,7 @@ impl Connection {
             self.refuse_publish(qos, packet_id, ReasonCode::PAYLOAD_FORMAT_INVALID);
             return Ok(());
         }
-        if !self.may_publish(&p.topic) {
+        let Some(check_payload) = self.may_publish(&p.topic) else {
             tracing::info!(
                 client_id = self.identity.client_id,
                 topic = p.topic,
@@ -330,6 +337,17 @@ impl Connection {
                 );
             }
             return Ok(());
+        };
+        if check_payload {
+            let checked = self.broker.authorizer.check_payload(
+                &self.identity,
+                &p.topic,
+                &p.payload,
+                PayloadSource::Publish,
+            );
+            if let Err(refusal) = checked {
+                return self.refuse_payload(qos, packet_id, &p.topic, refusal);
+            }
         }
         let v5 = self.v5();
         let message = Message::from_publish(p, self.session.client_id.clone(), Instant::now());
@@ -365,6 +383,36 @@ impl Connection {
                 let persisted = self.remember_incoming(packet_id);
                 self.ack_after_store(Packet::PubRec(ack), routed.stored || persisted, false);
             }
+        }
+        Ok(())
+    }
+
+    /// A payload the authorizer refused: counted, answered with its reason
+    /// code, reported; the connection survives unless the authorizer says
+    /// otherwise (a refused QoS 0 PUBLISH has no answer but a DISCONNECT).
+    fn refuse_payload(
+        &self,
+        qos: QoS,
+        packet_id: u16,
+        topic: &str,
+        refusal: PayloadRefusal,
+    ) -> Step {
+        Metrics::add(&self.broker.metrics.payloads_refused[refusal.index()], 1);
+        tracing::info!(
+            client_id = self.identity.client_id,
+            topic,
+            refusal = refusal.label(),
+            "payload refused"
+        );
+        let reason = refusal.reason_code();
+        self.refuse_publish(qos, packet_id, reason);
+        let what = Refused::Payload {
+            topic,
+            qos,
+            refusal,
+        };
+        if self.broker.authorizer.refused(&self.identity, what) == AfterRefusal::Disconnect {
+            return fail(reason, &format!("payload refused: {}", refusal.label()));
         }
         Ok(())
     }
