@@ -315,6 +315,13 @@ impl Session {
         st.queue.len() < limit || st.conn.is_none() || st.ended
     }
 
+    /// Whether no connection is attached (the subscriber went away, or was
+    /// disconnected as too slow): an offline session's full queue refuses
+    /// new messages and holds no publisher back.
+    pub fn subscriber_detached(&self) -> bool {
+        self.state.lock().conn.is_none()
+    }
+
     /// Whether the attached subscriber is stuck (see [`STUCK_AFTER`]).
     pub fn subscriber_stuck(&self) -> bool {
         self.state

@@ -33,8 +33,8 @@ const OUT_BACKLOG_LIMIT: usize = 256 * 1024;
 /// its session keeps the messages.
 const SLOW_CONSUMER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Waits until `s` has room, or gives up on it (stuck, or slow for
-/// [`SLOW_CONSUMER_TIMEOUT`]) and disconnects it.
+/// Waits until `s` has room, its subscriber is gone, or gives up on it
+/// (stuck, or slow for [`SLOW_CONSUMER_TIMEOUT`]) and disconnects it.
 async fn room_in(s: &Session, limit: usize, since: Instant, metrics: &Metrics) {
     loop {
         let notified = s.room.notified();
@@ -46,6 +46,11 @@ async fn room_in(s: &Session, limit: usize, since: Instant, metrics: &Metrics) {
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(STUCK_AFTER / 2) => {
+                // Disconnected meanwhile (as too slow, by this or another
+                // publisher, or by itself): nothing to wait for.
+                if s.subscriber_detached() {
+                    return;
+                }
                 if s.subscriber_stuck() || since.elapsed() >= SLOW_CONSUMER_TIMEOUT {
                     Metrics::add(&metrics.slow_subscribers, 1);
                     s.close_connection(ReasonCode::QUOTA_EXCEEDED, "subscriber too slow: queue full");
