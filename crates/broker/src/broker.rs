@@ -476,7 +476,9 @@ impl Broker {
             Enqueued::SubscriberTooSlow { .. } => {
                 Metrics::add(&self.metrics.messages_dropped, 1);
                 Metrics::add(&self.metrics.slow_subscribers, 1);
-                if let Some(c) = &st.conn {
+                // Warned and closed once: deliveries routed while it
+                // closes find it closing.
+                if let Some(c) = st.conn.as_ref().filter(|c| !c.is_closing()) {
                     tracing::warn!(
                         client_id = &*session.client_id,
                         queued = st.queue.len(),

@@ -71,16 +71,24 @@ pub struct ConnLink {
     /// with this reason first (MQTT 5).
     pub close: Mutex<Option<(ReasonCode, Option<String>)>>,
     pub closing: AtomicBool,
-    /// When the client last took something from us: bytes written to its
-    /// socket, or an acknowledgement that freed its in-flight window
-    /// (milliseconds on [`clock_ms`]).
+    /// How many QoS 1/2 deliveries may be unacknowledged at once: the
+    /// client's Receive Maximum capped by the broker's `max_inflight`.
+    pub window: usize,
+    /// When the client last took something from us (bytes written to its
+    /// socket, an acknowledgement that freed its in-flight window), or last
+    /// had nothing to take: work arriving for an idle client starts its
+    /// clock afresh (milliseconds on [`clock_ms`]).
     progress: AtomicU64,
+    /// Whether the writer holds bytes the socket has not taken yet.
+    unwritten: AtomicBool,
 }
 
-/// How long a subscriber with a full queue may go without taking anything
-/// before it counts as stuck and is disconnected (0x97). A subscriber that
-/// keeps taking messages, only more slowly than they come, holds its
-/// publishers back instead.
+/// How long a subscriber with a full queue may hold its deliveries back
+/// (its in-flight window full and unacknowledged, or its socket not taking
+/// our bytes) without taking anything before it counts as stuck and is
+/// disconnected (0x97). A subscriber that keeps taking messages, only more
+/// slowly than they come, holds its publishers back instead; so does one
+/// whose queue filled while the broker had not yet got to write to it.
 pub const STUCK_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Milliseconds since the first call, on the monotonic clock.
@@ -90,10 +98,12 @@ pub fn clock_ms() -> u64 {
 }
 
 impl ConnLink {
-    pub fn new(protocol: Protocol, max_packet_size: usize) -> ConnLink {
+    pub fn new(protocol: Protocol, max_packet_size: usize, window: usize) -> ConnLink {
         ConnLink {
             protocol,
             max_packet_size,
+            window,
+            unwritten: AtomicBool::new(false),
             control: Mutex::new(BytesMut::with_capacity(256)),
             notify: Notify::new(),
             close: Mutex::new(None),
@@ -107,10 +117,31 @@ impl ConnLink {
         self.progress.store(clock_ms(), Ordering::Relaxed);
     }
 
-    /// Whether the client has taken nothing for [`STUCK_AFTER`].
-    pub fn is_stuck(&self) -> bool {
-        clock_ms().saturating_sub(self.progress.load(Ordering::Relaxed))
-            >= STUCK_AFTER.as_millis() as u64
+    /// Work arrives for the client with `inflight` deliveries
+    /// unacknowledged and nothing queued: if it was holding nothing back,
+    /// it had nothing to take, so its silence so far was not its own and
+    /// its clock starts now.
+    pub fn work_arrives(&self, inflight: usize) {
+        if inflight < self.window && !self.unwritten.load(Ordering::Relaxed) {
+            self.progressed();
+        }
+    }
+
+    /// The writer has (or no longer has) bytes the socket did not take.
+    pub fn set_unwritten(&self, unwritten: bool) {
+        if self.unwritten.load(Ordering::Relaxed) != unwritten {
+            self.unwritten.store(unwritten, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the client, with `inflight` deliveries unacknowledged, is
+    /// the one holding its deliveries back (window full, or socket not
+    /// taking our bytes) and has taken nothing for [`STUCK_AFTER`]. A
+    /// client the broker simply has not written to yet is not stuck.
+    pub fn is_stuck(&self, inflight: usize) -> bool {
+        (inflight >= self.window || self.unwritten.load(Ordering::Relaxed))
+            && clock_ms().saturating_sub(self.progress.load(Ordering::Relaxed))
+                >= STUCK_AFTER.as_millis() as u64
     }
 
     /// Encodes a control packet for the writer and wakes it.
@@ -246,7 +277,7 @@ pub enum Enqueued {
     /// and the publisher must wait for [`Session::room`] (backpressure).
     OverLimit,
     /// Queue full of QoS 1/2 messages while a subscriber is connected but
-    /// stuck (it took nothing for [`STUCK_AFTER`]): the delivery was
+    /// stuck (see [`ConnLink::is_stuck`]): the delivery was
     /// dropped and the subscriber is disconnected with 0x97; its session
     /// keeps the queue.
     SubscriberTooSlow {
@@ -324,23 +355,30 @@ impl Session {
 
     /// Whether the attached subscriber is stuck (see [`STUCK_AFTER`]).
     pub fn subscriber_stuck(&self) -> bool {
-        self.state
-            .lock()
-            .conn
-            .as_ref()
-            .is_some_and(|c| c.is_stuck())
+        self.state.lock().subscriber_stuck()
     }
 
-    /// Closes the attached connection, if any (MQTT 5: DISCONNECT `reason`).
-    pub fn close_connection(&self, reason: ReasonCode, text: &str) {
-        if let Some(c) = &self.state.lock().conn {
-            tracing::warn!(client_id = &*self.client_id, "closing connection: {text}");
-            c.close(reason, Some(text.to_owned()));
-        }
+    /// Closes the attached connection (MQTT 5: DISCONNECT `reason`) unless
+    /// there is none or it is closing already; says whether it did.
+    pub fn close_connection(&self, reason: ReasonCode, text: &str) -> bool {
+        let st = self.state.lock();
+        let Some(c) = st.conn.as_ref().filter(|c| !c.is_closing()) else {
+            return false;
+        };
+        tracing::warn!(client_id = &*self.client_id, "closing connection: {text}");
+        c.close(reason, Some(text.to_owned()));
+        true
     }
 }
 
 impl SessionState {
+    /// Whether the attached subscriber is stuck (see [`ConnLink::is_stuck`]).
+    pub fn subscriber_stuck(&self) -> bool {
+        self.conn
+            .as_ref()
+            .is_some_and(|c| c.is_stuck(self.inflight.len()))
+    }
+
     /// Queues a delivery, applying the overflow policy: QoS 0 messages are
     /// dropped first; a full queue of QoS 1/2 messages holds the publisher
     /// back while a connected subscriber keeps taking messages, drops the
@@ -351,6 +389,9 @@ impl SessionState {
             return Enqueued::Ended;
         }
         let mut outcome = Enqueued::Yes;
+        if let (Some(c), true) = (&self.conn, self.queue.is_empty()) {
+            c.work_arrives(self.inflight.len());
+        }
         if self.queue.len() >= max_queued {
             let room = (d.qos != QoS::AtMostOnce && self.queued_qos0 > 0)
                 .then(|| self.queue.iter().position(|q| q.qos == QoS::AtMostOnce))
@@ -362,7 +403,7 @@ impl SessionState {
                     outcome = Enqueued::ReplacedQos0;
                 }
                 None if d.qos != QoS::AtMostOnce && self.conn.is_some() => {
-                    if self.conn.as_ref().is_some_and(|c| c.is_stuck()) {
+                    if self.subscriber_stuck() {
                         return Enqueued::SubscriberTooSlow {
                             store_seq: d.store_seq,
                         };
@@ -554,30 +595,66 @@ mod tests {
 
     #[test]
     fn full_queue_of_a_live_subscriber_holds_back_and_of_a_stuck_one_drops() {
+        let past_stuck = STUCK_AFTER + std::time::Duration::from_millis(20);
         let mut s = state();
-        let link = Arc::new(ConnLink::new(Protocol::V5, usize::MAX));
+        let link = Arc::new(ConnLink::new(Protocol::V5, usize::MAX, 1));
         s.conn = Some(link.clone());
+        // Idle past the threshold: it had nothing to take.
+        std::thread::sleep(past_stuck);
         assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), 1), Enqueued::Yes);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 1),
+            Enqueued::OverLimit,
+            "an idle subscriber whose queue fills is not stuck"
+        );
+        std::thread::sleep(past_stuck);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 1),
+            Enqueued::OverLimit,
+            "the broker has not written to it yet: it holds nothing back"
+        );
+        // The writer puts one in flight; it fills the window.
+        let first = s.pop_queued().unwrap();
+        s.start_inflight(first);
         link.progressed();
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce), 1),
             Enqueued::OverLimit,
             "a subscriber that keeps taking messages slows the publisher down"
         );
-        std::thread::sleep(STUCK_AFTER + std::time::Duration::from_millis(20));
+        std::thread::sleep(past_stuck);
         assert_eq!(
             s.enqueue(delivery(QoS::AtLeastOnce), 1),
-            Enqueued::SubscriberTooSlow { store_seq: None }
+            Enqueued::SubscriberTooSlow { store_seq: None },
+            "window full and unacknowledged for too long"
         );
         assert_eq!(
             s.queue.len(),
-            2,
+            3,
             "a stuck subscriber's queue grows no further"
         );
         assert!(matches!(
             s.enqueue(delivery(QoS::AtMostOnce), 1),
             Enqueued::Dropped { .. }
         ));
+    }
+
+    #[test]
+    fn a_subscriber_whose_socket_takes_nothing_is_stuck() {
+        let mut s = state();
+        let link = Arc::new(ConnLink::new(Protocol::V5, usize::MAX, 100));
+        s.conn = Some(link.clone());
+        assert_eq!(s.enqueue(delivery(QoS::AtLeastOnce), 1), Enqueued::Yes);
+        link.set_unwritten(true);
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 1),
+            Enqueued::OverLimit
+        );
+        std::thread::sleep(STUCK_AFTER + std::time::Duration::from_millis(20));
+        assert_eq!(
+            s.enqueue(delivery(QoS::AtLeastOnce), 1),
+            Enqueued::SubscriberTooSlow { store_seq: None }
+        );
     }
 
     #[test]

@@ -521,3 +521,49 @@ fn a_stuck_subscriber_does_not_stall_a_10k_per_second_publisher() {
         "no DISCONNECT 0x97 at the end of the stuck subscriber's stream"
     );
 }
+
+/// A subscriber that was idle (nothing to take, so nothing taken) is not
+/// stuck when a burst fills its queue faster than its connection gets to
+/// run: with one worker thread the burst is routed before the subscriber's
+/// writer runs at all. It must get the whole burst (backpressure), not a
+/// 0x97 for a silence that was the broker's, not its own.
+#[test]
+fn an_idle_subscriber_is_not_called_stuck_by_a_burst() {
+    if skip_unless_ledgermq("hostile-input suite") {
+        return;
+    }
+    let b = Broker::with(&[("max-queued-messages", "100"), ("worker-threads", "1")]).unwrap();
+    let topic = format!("burst/{}", unique());
+    let mut sub = b.v5(&format!("idle-{}", unique()));
+    sub.subscribe(&topic, 1);
+    // Idle well past the stuck threshold.
+    sleep_ms(400);
+    let mut p = b.v5(&format!("burst-pub-{}", unique()));
+    let total = 1000u16;
+    let mut burst = Vec::new();
+    for i in 1..=total {
+        burst.extend(wire::encode(
+            &Packet::Publish(Publish {
+                pkid: i,
+                ..Publish::new(&topic, &i.to_be_bytes(), 1)
+            }),
+            5,
+        ));
+    }
+    p.send_bytes(&burst);
+    let mut got = 0u16;
+    while got < total {
+        match sub.try_recv(Duration::from_secs(5)) {
+            Recv::Packet(Packet::Publish(m)) => {
+                sub.send(&Packet::PubAck(Ack::new(m.pkid)));
+                got += 1;
+                assert_eq!(u16::from_be_bytes(m.payload[..2].try_into().unwrap()), got);
+            }
+            Recv::Packet(other) => panic!("after {got} messages: {other:?}\n{}", b.log_tail()),
+            other => panic!(
+                "after {got} of {total} messages: {other:?}\n{}",
+                b.log_tail()
+            ),
+        }
+    }
+}

@@ -141,6 +141,11 @@ where
     let link = Arc::new(ConnLink::new(
         protocol,
         limits.client_max_packet_size as usize,
+        usize::from(
+            limits
+                .client_receive_maximum
+                .min(broker.config.max_inflight),
+        ),
     ));
     let identity = Arc::new(ClientIdentity {
         client_id: connect.client_id.clone(),

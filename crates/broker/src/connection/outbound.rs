@@ -80,11 +80,7 @@ impl Writer {
     ) -> Writer {
         let protocol = link.protocol;
         Writer {
-            window: usize::from(
-                limits
-                    .client_receive_maximum
-                    .min(broker.config.max_inflight),
-            ),
+            window: link.window,
             max_packet_size: limits.client_max_packet_size as usize,
             protocol,
             aliases: OutAliases {
@@ -134,6 +130,7 @@ impl Writer {
         if self.pending() < BATCH_BYTES {
             self.drain_queue(&mut protection);
         }
+        self.link.set_unwritten(self.pending() > 0);
     }
 
     /// Whether this writer's connection is the one attached to the session
@@ -148,6 +145,7 @@ impl Writer {
         self.link.progressed();
         Metrics::add(&self.broker.metrics.bytes_sent, n as u64);
         if self.written == self.out.len() {
+            self.link.set_unwritten(false);
             self.out.clear();
             self.written = 0;
             if self.out.capacity() > 16 * BATCH_BYTES {

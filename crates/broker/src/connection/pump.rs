@@ -6,10 +6,12 @@
 //! store's backlog over `max_store_backlog_bytes`, and a subscriber whose
 //! queue this client's messages filled while it keeps taking them, only
 //! more slowly (backpressure: no acknowledged message is dropped for it).
-//! A subscriber that takes nothing for [`STUCK_AFTER`] with a full queue
+//! A subscriber that holds its deliveries back (window full, socket not
+//! taking bytes) and takes nothing for [`STUCK_AFTER`] with a full queue
 //! holds nobody back: it is disconnected with 0x97 (see
-//! [`crate::session::SessionState::enqueue`]), so one stuck client cannot
-//! stall publishers or anyone else.
+//! [`crate::session::ConnLink::is_stuck`]), so one stuck client cannot
+//! stall publishers or anyone else. A subscriber the broker has not got to
+//! write to yet (idle until a burst filled its queue) is not stuck.
 
 use std::time::Duration;
 
@@ -52,8 +54,10 @@ async fn room_in(s: &Session, limit: usize, since: Instant, metrics: &Metrics) {
                     return;
                 }
                 if s.subscriber_stuck() || since.elapsed() >= SLOW_CONSUMER_TIMEOUT {
-                    Metrics::add(&metrics.slow_subscribers, 1);
-                    s.close_connection(ReasonCode::QUOTA_EXCEEDED, "subscriber too slow: queue full");
+                    // Counted once, by whoever closes it first.
+                    if s.close_connection(ReasonCode::QUOTA_EXCEEDED, "subscriber too slow: queue full") {
+                        Metrics::add(&metrics.slow_subscribers, 1);
+                    }
                     return;
                 }
             }
