@@ -9,10 +9,13 @@ use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
 use ledgermq_ledger::admin::apply::{apply, ApplyFile, ApplyOptions};
 use ledgermq_ledger::admin::{AdminClient, BrokerNodeFile, BrokerNodeKeys, TopicRight};
+use ledgermq_ledger::contracts::GroupsClient;
 use ledgermq_ledger::{LocalAccount, Signer};
 use sha2::{Digest as _, Sha256};
 
 use crate::ledger_cmd::{ledger_error, load_account, out, LedgerTarget};
+
+mod group;
 
 #[derive(Args)]
 pub struct AdminArgs {
@@ -45,6 +48,12 @@ enum AdminCmd {
     /// Publish/subscribe rights.
     #[command(subcommand)]
     Right(RightCmd),
+    /// End-to-end encryption groups: create, update, members, list, show.
+    #[command(subcommand)]
+    Group(group::GroupCmd),
+    /// The key service of an organisation (commits its groups' key epochs).
+    #[command(subcommand)]
+    KeyService(group::KeyServiceCmd),
     /// Seal the OTP keys of the given bundles to the nodes of the device's own
     /// organisation that lack an envelope, and delete envelopes held by nodes
     /// of other organisations or by removed nodes.
@@ -284,10 +293,25 @@ async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let d = args.target.load_deployment()?;
+    let boxed_signer = || Ok(Box::new(signer(&args)?) as Box<dyn Signer>);
+    match &args.cmd {
+        AdminCmd::Group(cmd) => {
+            let groups = GroupsClient::new(ledger, d.groups).map_err(ledger_error)?;
+            return group::run_group(&groups, cmd, boxed_signer).await;
+        }
+        AdminCmd::KeyService(cmd) => {
+            let groups = GroupsClient::new(ledger, d.groups).map_err(ledger_error)?;
+            return group::run_key_service(&groups, cmd, boxed_signer).await;
+        }
+        _ => {}
+    }
     let admin = AdminClient::new(ledger, d);
     let (c, r) = (&admin.consortium, &admin.registry);
     match &args.cmd {
-        AdminCmd::Account(_) | AdminCmd::Apply { .. } => unreachable!("handled above"),
+        AdminCmd::Account(_)
+        | AdminCmd::Apply { .. }
+        | AdminCmd::Group(_)
+        | AdminCmd::KeyService(_) => unreachable!("handled above"),
         AdminCmd::Org(OrgCmd::Propose {
             id,
             name,

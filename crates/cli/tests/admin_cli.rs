@@ -654,3 +654,242 @@ fn tampered_block_file_fails_verify_and_serve() {
         "{stderr}"
     );
 }
+
+/// `admin group …` and `admin key-service …` on the embedded ledger: the
+/// owning organisation's admin defines a group and its members; another
+/// organisation's admin, an unknown or foreign device, a bad policy word
+/// are refused with the reason.
+#[test]
+fn encryption_groups_are_managed_by_their_organisations_admin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    apply_supply_chain(dir);
+    let admin = |key: &str, rest: &[&str]| -> Vec<String> {
+        let mut args = vec!["admin", "--data-dir", "data", "--account"];
+        let key = format!("keys/{key}-admin.key");
+        args.push(&key);
+        args.extend_from_slice(rest);
+        args.iter().map(|s| s.to_string()).collect()
+    };
+    let run_ok = |args: Vec<String>| ok(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let run_fails =
+        |args: Vec<String>| fails(dir, &args.iter().map(String::as_str).collect::<Vec<_>>());
+
+    let created = run_ok(admin(
+        "supplier",
+        &[
+            "group",
+            "create",
+            "--org",
+            "supplier",
+            "--name",
+            "hsu0001",
+            "--filter",
+            "Temperature/#",
+            "--filter",
+            "Humidity/#",
+            "--verify",
+            "sample",
+        ],
+    ));
+    assert!(
+        created.contains("group hsu0001 of supplier created"),
+        "{created}"
+    );
+    run_ok(admin(
+        "supplier",
+        &[
+            "group",
+            "add",
+            "--name",
+            "hsu0001",
+            "--device",
+            "supplier-temperature-sensor",
+        ],
+    ));
+    run_ok(admin(
+        "supplier",
+        &[
+            "group",
+            "add",
+            "--name",
+            "hsu0001",
+            "--device",
+            "supplier-humidity-sensor",
+        ],
+    ));
+
+    // Refusals, each with the contract's reason.
+    let err = run_fails(admin(
+        "retailer",
+        &[
+            "group",
+            "add",
+            "--name",
+            "hsu0001",
+            "--device",
+            "supplier-humidity-sensor",
+        ],
+    ));
+    assert!(
+        err.contains("not an admin of organisation supplier"),
+        "{err}"
+    );
+    // A reader of another organisation may be a member (it reads, its own
+    // subscribe right decides whether it receives); only once.
+    let add_reader = || {
+        admin(
+            "supplier",
+            &[
+                "group",
+                "add",
+                "--name",
+                "hsu0001",
+                "--device",
+                "manufacturer-rfid-reader",
+            ],
+        )
+    };
+    run_ok(add_reader());
+    let err = run_fails(add_reader());
+    assert!(err.contains("already a member of hsu0001"), "{err}");
+    let err = run_fails(admin(
+        "supplier",
+        &[
+            "group",
+            "add",
+            "--name",
+            "hsu0001",
+            "--device",
+            "no-such-device",
+        ],
+    ));
+    assert!(
+        err.contains("no-such-device") || err.contains("unknown device"),
+        "{err}"
+    );
+    let err = run_fails(admin(
+        "supplier",
+        &[
+            "group",
+            "create",
+            "--org",
+            "supplier",
+            "--name",
+            "x",
+            "--filter",
+            "a",
+            "--protection",
+            "secret",
+        ],
+    ));
+    assert!(err.contains("not one of sealed, signed, optional"), "{err}");
+    let err = run_fails(admin("supplier", &["group", "update", "--name", "hsu0001"]));
+    assert!(err.contains("nothing to change"), "{err}");
+
+    run_ok(admin(
+        "supplier",
+        &["group", "update", "--name", "hsu0001", "--grace", "30"],
+    ));
+    run_ok(admin(
+        "supplier",
+        &[
+            "group",
+            "remove",
+            "--name",
+            "hsu0001",
+            "--device",
+            "supplier-humidity-sensor",
+        ],
+    ));
+    let show = ok(
+        dir,
+        &["admin", "--data-dir", "data", "group", "show", "hsu0001"],
+    );
+    assert!(show.contains("org: supplier"), "{show}");
+    assert!(show.contains("protection: sealed"), "{show}");
+    assert!(show.contains("verify: sample"), "{show}");
+    assert!(
+        show.contains("grace_seconds: 30"),
+        "the update kept the rest: {show}"
+    );
+    assert!(
+        show.contains("filter: Temperature/#") && show.contains("filter: Humidity/#"),
+        "{show}"
+    );
+    assert!(
+        show.contains("member: supplier-temperature-sensor"),
+        "{show}"
+    );
+    assert!(
+        !show.contains("member: supplier-humidity-sensor"),
+        "removed: {show}"
+    );
+    let list = ok(dir, &["admin", "--data-dir", "data", "group", "list"]);
+    assert_eq!(first_column(&list), ["hsu0001"], "{list}");
+
+    // The key service: registered by the organisation's admin only.
+    let key = "0x".to_string() + &"ab".repeat(32);
+    let addr = ok(
+        dir,
+        &["admin", "account", "new", "--out", "keys/supplier-ks.key"],
+    );
+    let err = run_fails(admin(
+        "retailer",
+        &[
+            "key-service",
+            "set",
+            "--org",
+            "supplier",
+            "--address",
+            addr.trim(),
+            "--signing-key",
+            &key,
+        ],
+    ));
+    assert!(
+        err.contains("not an admin of organisation supplier"),
+        "{err}"
+    );
+    run_ok(admin(
+        "supplier",
+        &[
+            "key-service",
+            "set",
+            "--org",
+            "supplier",
+            "--address",
+            addr.trim(),
+            "--signing-key",
+            &key,
+        ],
+    ));
+    let shown = ok(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "key-service",
+            "show",
+            "supplier",
+        ],
+    );
+    assert!(
+        shown.to_lowercase().contains(&addr.trim().to_lowercase()),
+        "{shown}"
+    );
+    assert!(shown.contains(&key), "{shown}");
+    let err = fails(
+        dir,
+        &[
+            "admin",
+            "--data-dir",
+            "data",
+            "key-service",
+            "show",
+            "retailer",
+        ],
+    );
+    assert!(err.contains("no key service"), "{err}");
+}
