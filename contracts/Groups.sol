@@ -82,6 +82,8 @@ contract Groups {
     mapping(bytes32 => KeyEpoch[]) private epochs;
 
     mapping(bytes32 => KeyService) private keyServices;
+    /// Key service account → the organisation (key) it serves; zero for none.
+    mapping(address => bytes32) private keyServiceOrg;
 
     // ----------------------------------------------------------------- events
 
@@ -287,8 +289,14 @@ contract Groups {
     function setKeyService(string calldata orgId, address account, bytes32 signingKey) external {
         _onlyAdmin(orgId);
         require(signingKey != bytes32(0), "key service signing key must not be zero");
+        require(account != address(0), "key service account must not be zero");
         require(!consortium.isBroker(account), "a broker node cannot be a key service");
         bytes32 orgKey = keccak256(bytes(orgId));
+        bytes32 serving = keyServiceOrg[account];
+        require(serving == bytes32(0) || serving == orgKey, "account is the key service of another organisation");
+        address previous = keyServices[orgKey].account;
+        if (previous != address(0) && previous != account) delete keyServiceOrg[previous];
+        keyServiceOrg[account] = orgKey;
         keyServices[orgKey] = KeyService(account, signingKey);
         emit KeyServiceSet(orgKey, orgId, account, signingKey, msg.sender);
     }
@@ -408,6 +416,12 @@ contract Groups {
     }
 
     /// @notice Key service of `orgId` (zero if none).
+    /// @notice Whether `account` is the key service of an organisation (a
+    ///         ledger node admits its transactions).
+    function isKeyService(address account) external view returns (bool) {
+        return keyServiceOrg[account] != bytes32(0);
+    }
+
     function keyService(string calldata orgId) external view returns (address account, bytes32 signingKey) {
         KeyService storage ks = keyServices[keccak256(bytes(orgId))];
         return (ks.account, ks.signingKey);

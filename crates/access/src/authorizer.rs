@@ -16,14 +16,20 @@ use ledgermq_proto::QoS;
 use crate::directory::unix_ms;
 use crate::evidence::EvidenceKind;
 use crate::status::{is_own_status_filter, is_status_topic};
-use crate::Access;
+use crate::{key_topics, Access};
 
 pub struct LedgerAuthorizer(pub(crate) Arc<Access>);
 
 impl Authorizer for LedgerAuthorizer {
     fn can_publish(&self, who: &ClientIdentity, topic: &str) -> bool {
+        let view = &self.0.directory.view;
+        if key_topics::is_reserved(topic) {
+            let s = view.snapshot();
+            return !view.is_blacklisted(&who.client_id)
+                && key_topics::may_publish(&s, &who.client_id, topic);
+        }
         let reserved = self.0.settings.status_topics && is_status_topic(topic);
-        !reserved && self.0.directory.view.can_publish(&who.client_id, topic)
+        !reserved && view.can_publish(&who.client_id, topic)
     }
 
     /// A right is only ever lost through a ledger event, which starts a new
@@ -48,6 +54,10 @@ impl Authorizer for LedgerAuthorizer {
         let device = &who.client_id;
         if self.0.settings.status_topics && is_own_status_filter(device, filter) {
             return self.0.directory.view.is_active(device);
+        }
+        if key_topics::is_reserved(filter) {
+            return key_topics::is_own_key_filter(device, filter)
+                && self.0.directory.view.is_active(device);
         }
         self.0.directory.view.can_subscribe(device, filter)
     }

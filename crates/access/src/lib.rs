@@ -27,6 +27,7 @@ mod enforcement;
 pub mod envelopes;
 pub mod evidence;
 mod failures;
+pub mod key_topics;
 pub mod misuse;
 mod scac;
 mod settings;

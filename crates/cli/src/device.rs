@@ -21,6 +21,8 @@ use ledgermq_agent::{
 };
 use ledgermq_security::totp::{DEFAULT_DIGITS, DEFAULT_STEP_SECS};
 
+mod key_service;
+
 #[derive(Args)]
 pub struct DeviceArgs {
     /// The device's provisioning bundle (written by `admin device register`).
@@ -109,6 +111,10 @@ enum DeviceAction {
     Pub(PubArgs),
     /// Subscribe and print each received payload on its own line.
     Sub(SubArgs),
+    /// Run as the key service of the device's organisation (docs/e2e.md):
+    /// rotate each group's key whenever who may read it changes, and
+    /// publish the members' key bundles on their retained key topics.
+    KeyService(key_service::KeyServiceArgs),
     /// Print the current TOTP password for the broker node (user name =
     /// the device id), for a standard MQTT client, e.g. `mosquitto_pub -u
     /// ID -P "$(ledgermq device --bundle B totp)"`. It opens one login
@@ -178,7 +184,7 @@ pub fn run(args: DeviceArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args.action, opts, creds.device_id))
+    runtime.block_on(run_async(args.action, opts, creds.device_id, &args.bundle))
 }
 
 impl DeviceArgs {
@@ -366,7 +372,12 @@ fn read_rsa_public_key(path: &Path) -> Result<PeerKey> {
     scac::rsa_public_key_from_pem(&pem).with_context(|| path.display().to_string())
 }
 
-async fn run_async(action: DeviceAction, opts: ClientOptions, device_id: String) -> Result<()> {
+async fn run_async(
+    action: DeviceAction,
+    opts: ClientOptions,
+    device_id: String,
+    bundle: &Path,
+) -> Result<()> {
     let (client, _) = Client::connect(opts)
         .await
         .map_err(|e| failed("connection", e))?;
@@ -377,6 +388,7 @@ async fn run_async(action: DeviceAction, opts: ClientOptions, device_id: String)
         }
         DeviceAction::Pub(p) => publish(client, p).await,
         DeviceAction::Sub(s) => subscribe(client, s).await,
+        DeviceAction::KeyService(k) => key_service::run(client, k, bundle).await,
         DeviceAction::Totp => bail!("`device totp` prints a code; it does not connect"),
     }
 }

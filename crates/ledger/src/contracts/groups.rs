@@ -335,6 +335,11 @@ impl GroupsClient {
         })
     }
 
+    /// Whether `account` is the registered key service of an organisation.
+    pub async fn is_key_service(&self, account: Address) -> LedgerResult<bool> {
+        self.c.view(G::isKeyServiceCall { account }).await
+    }
+
     pub async fn epoch_count(&self, name: &str) -> LedgerResult<u64> {
         to_u64(
             self.c.view(G::epochCountCall { name: name.into() }).await?,

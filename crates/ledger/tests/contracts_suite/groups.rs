@@ -836,6 +836,8 @@ pub async fn key_service_is_set_by_an_admin_and_commits_with_the_admins(net: &Ne
     );
     let ks = g.key_service("supplier").await.unwrap();
     assert_eq!((ks.account, ks.signing_key), (service.address(), k(0x51)));
+    assert!(g.is_key_service(service.address()).await.unwrap());
+    assert!(!g.is_key_service(net.admin(0).address()).await.unwrap());
     assert_eq!(
         g.key_service("manufacturer").await.unwrap().signing_key,
         B256::ZERO
@@ -900,6 +902,17 @@ pub async fn key_service_is_set_by_an_admin_and_commits_with_the_admins(net: &Ne
         g.key_service("supplier").await.unwrap().account,
         next.address()
     );
+    assert!(
+        !g.is_key_service(service.address()).await.unwrap(),
+        "the replaced account is no key service any more"
+    );
+    assert!(g.is_key_service(next.address()).await.unwrap());
+    // One account serves one organisation.
+    reverted(
+        g.set_key_service(net.admin(1), "manufacturer", next.address(), k(0x54))
+            .await,
+        "account is the key service of another organisation",
+    );
     reverted(
         g.commit_epoch(&service, &name, 3, k(0xe3), 0, &[]).await,
         "caller is not the key service of organisation supplier",
@@ -936,6 +949,10 @@ pub async fn set_key_service_refuses_non_admins_zero_keys_and_broker_nodes(net: 
     reverted(
         g.set_key_service(a0, "supplier", account, B256::ZERO).await,
         "key service signing key must not be zero",
+    );
+    reverted(
+        g.set_key_service(a0, "supplier", Address::ZERO, k(1)).await,
+        "key service account must not be zero",
     );
     // A broker node, of this organisation or another, is never a key service.
     reverted(

@@ -9,10 +9,13 @@
 //!   consortium exists), or
 //! - an admin of an organisation or a broker node of a Consortium contract
 //!   on this chain, as the contract says now (`orgOfAdmin`, `isBroker`):
-//!   removing an admin on the ledger also takes away its right to send.
+//!   removing an admin on the ledger also takes away its right to send;
+//! - an organisation's key service registered in a Groups contract on this
+//!   chain (`isKeyService`), which commits its groups' key epochs.
 //!
-//! "A Consortium contract on this chain" is any successful top-level
-//! creation whose code is ledgermq's Consortium creation code. Only
+//! "A Consortium (Groups) contract on this chain" is any successful
+//! top-level creation whose code is ledgermq's Consortium (Groups)
+//! creation code. Only
 //! admitted senders (and in-process callers, who hold the data dir) can
 //! create anything, so every such contract was deployed by someone
 //! already trusted. That trust is transitive on purpose: an admitted
@@ -25,7 +28,7 @@ use alloy_sol_types::SolCall;
 use parking_lot::Mutex;
 
 use super::methods::RpcError;
-use crate::contracts::bindings::Consortium;
+use crate::contracts::bindings::{Consortium, Groups};
 use crate::contracts::{creation_code, ContractName};
 use crate::embedded::exec::CallRequest;
 use crate::embedded::EmbeddedChain;
@@ -61,6 +64,7 @@ struct KnownConsortia {
     /// The next block to look at.
     next_block: u64,
     addresses: Vec<Address>,
+    groups: Vec<Address>,
 }
 
 impl Admission {
@@ -86,13 +90,14 @@ impl Admission {
         if allow.contains(&sender) {
             return Ok(());
         }
-        for consortium in self.consortia(chain) {
-            if is_member(chain, consortium, sender) {
-                return Ok(());
-            }
+        let (consortia, groups) = self.contracts(chain);
+        if consortia.iter().any(|c| is_member(chain, *c, sender))
+            || groups.iter().any(|g| is_key_service(chain, *g, sender))
+        {
+            return Ok(());
         }
-        let who = "it is not an admin or broker node of the consortium on this chain, \
-                   nor in ledger_rpc_tx_allow";
+        let who = "it is not an admin, broker node or key service of the consortium on \
+                   this chain, nor in ledger_rpc_tx_allow";
         Err(RpcError::rejected(if zero_fee {
             format!(
                 "zero-fee transaction from {sender} refused: {who} (gas is not charged \
@@ -103,11 +108,14 @@ impl Admission {
         }))
     }
 
-    /// Consortium contracts created up to the head, scanning only blocks
-    /// not seen before.
-    fn consortia(&self, chain: &EmbeddedChain) -> Vec<Address> {
-        let Ok(code) = creation_code(ContractName::Consortium) else {
-            return Vec::new();
+    /// Consortium and Groups contracts created up to the head, scanning
+    /// only blocks not seen before.
+    fn contracts(&self, chain: &EmbeddedChain) -> (Vec<Address>, Vec<Address>) {
+        let (Ok(consortium), Ok(groups)) = (
+            creation_code(ContractName::Consortium),
+            creation_code(ContractName::Groups),
+        ) else {
+            return (Vec::new(), Vec::new());
         };
         let mut known = self.known.lock();
         let history = chain.shared.history.read();
@@ -120,30 +128,45 @@ impl Admission {
                         (TxKind::Create, Some(address)) if result.outcome.success => address,
                         _ => continue,
                     };
-                    if tx.envelope.input().starts_with(&code) {
+                    let input = tx.envelope.input();
+                    if input.starts_with(&consortium) {
                         known.addresses.push(created);
+                    } else if input.starts_with(&groups) {
+                        known.groups.push(created);
                     }
                 }
             }
             known.next_block += 1;
         }
-        known.addresses.clone()
+        (known.addresses.clone(), known.groups.clone())
     }
 }
 
-fn is_member(chain: &EmbeddedChain, consortium: Address, account: Address) -> bool {
-    let view = |data: Vec<u8>| {
-        let req = CallRequest {
-            to: Some(consortium),
-            data: Bytes::from(data),
-            ..CallRequest::default()
-        };
-        chain
-            .run_call(&req, VIEW_GAS)
-            .ok()
-            .filter(|o| o.success)
-            .map(|o| o.output)
+fn view(chain: &EmbeddedChain, to: Address, data: Vec<u8>) -> Option<Bytes> {
+    let req = CallRequest {
+        to: Some(to),
+        data: Bytes::from(data),
+        ..CallRequest::default()
     };
+    chain
+        .run_call(&req, VIEW_GAS)
+        .ok()
+        .filter(|o| o.success)
+        .map(|o| o.output)
+}
+
+fn is_key_service(chain: &EmbeddedChain, groups: Address, account: Address) -> bool {
+    view(
+        chain,
+        groups,
+        Groups::isKeyServiceCall { account }.abi_encode(),
+    )
+    .and_then(|out| Groups::isKeyServiceCall::abi_decode_returns(&out).ok())
+    .unwrap_or(false)
+}
+
+fn is_member(chain: &EmbeddedChain, consortium: Address, account: Address) -> bool {
+    let view = |data: Vec<u8>| view(chain, consortium, data);
     let admin = view(Consortium::orgOfAdminCall { account }.abi_encode())
         .and_then(|out| Consortium::orgOfAdminCall::abi_decode_returns(&out).ok())
         .is_some_and(|org| !org.is_empty());
