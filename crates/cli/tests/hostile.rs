@@ -443,17 +443,24 @@ fn a_stuck_subscriber_does_not_stall_a_10k_per_second_publisher() {
         let t = topic.clone();
         let publisher = std::thread::spawn(move || {
             let mut p = Client::connect_ok(port, Connect::v5(&format!("fast-pub-{}", unique())));
-            // PUBACKs are read (and dropped) by a thread of their own, so
-            // the pacing loop never waits on a read timeout.
+            // PUBACKs are counted by a thread of their own, so the pacing
+            // loop never waits on a read timeout.
             let mut acks = p.stream.try_clone().unwrap();
-            acks.set_read_timeout(None).unwrap();
-            std::thread::spawn(move || {
-                let mut sink = [0u8; 65536];
-                while let Ok(n) = std::io::Read::read(&mut acks, &mut sink) {
-                    if n == 0 {
-                        break;
+            acks.set_read_timeout(Some(Duration::from_secs(30)))
+                .unwrap();
+            let counter = std::thread::spawn(move || {
+                let (mut buf, mut chunk, mut acked) = (Vec::new(), [0u8; 65536], 0u64);
+                while acked < total {
+                    match std::io::Read::read(&mut acks, &mut chunk) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    while let Ok(Some((packet, used))) = wire::decode(&buf, 5) {
+                        buf.drain(..used);
+                        acked += u64::from(matches!(packet, Packet::PubAck(_)));
                     }
                 }
+                acked
             });
             for i in 0..total {
                 // 10,000 msg/s, paced.
@@ -468,8 +475,12 @@ fn a_stuck_subscriber_does_not_stall_a_10k_per_second_publisher() {
                 }));
             }
             let took = start.elapsed();
-            p.drop_connection();
-            took
+            // A QoS 1 message is the broker's once acknowledged: leave
+            // only then (resetting the connection earlier would discard,
+            // legitimately, what the broker had not read yet).
+            let acked = counter.join().unwrap();
+            p.disconnect();
+            (took, acked)
         });
         let mut samples = Vec::with_capacity(total as usize);
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -480,11 +491,12 @@ fn a_stuck_subscriber_does_not_stall_a_10k_per_second_publisher() {
                 samples.push(start.elapsed().saturating_sub(Duration::from_nanos(at)));
             }
         }
-        let took = publisher.join().unwrap();
+        let (took, acked) = publisher.join().unwrap();
         eprintln!(
-            "run with_stuck={with_stuck}: publisher took {took:?}, healthy got {}",
+            "run with_stuck={with_stuck}: publisher took {took:?}, {acked} acknowledged, healthy got {}",
             samples.len()
         );
+        assert_eq!(acked, total, "every publication was acknowledged");
         assert!(
             took < Duration::from_secs(15),
             "the publisher was held back: 3 s of messages took {took:?}"
