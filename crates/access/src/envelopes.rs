@@ -14,15 +14,14 @@
 //! the sender on this node. The sequence advances only for an envelope that
 //! passed everything else, so a refused envelope never moves it.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ledgermq_broker::auth::{PayloadRefusal, PayloadSource};
 use ledgermq_ledger::contracts::{Protection, VerifyPolicy};
-use ledgermq_ledger::view::{filter_matches, GroupView, Snapshot};
+use ledgermq_ledger::view::Snapshot;
 use ledgermq_security::envelope::{EnvelopeKind, ENVELOPE_MAGIC};
 use ledgermq_security::Envelope;
 use parking_lot::Mutex;
@@ -55,7 +54,7 @@ impl EnvelopeChecks {
     /// Whether PUBLISH payloads of `device` on `topic` are checked: some
     /// group applies to them.
     pub fn applies(&self, snapshot: &Snapshot, device: &str, topic: &str) -> bool {
-        !applicable_groups(snapshot, device, topic).is_empty()
+        !snapshot.groups_applying(device, topic).is_empty()
     }
 
     /// Checks one payload (see the module documentation for the order).
@@ -67,7 +66,7 @@ impl EnvelopeChecks {
         payload: &[u8],
         source: PayloadSource,
     ) -> Result<(), PayloadRefusal> {
-        let groups = applicable_groups(snapshot, device, topic);
+        let groups = snapshot.groups_applying(device, topic);
         let Some(protection) = groups.iter().map(|g| g.protection).max_by_key(|p| p.code()) else {
             return Ok(());
         };
@@ -154,30 +153,6 @@ impl EnvelopeChecks {
 /// The groups that protect `topic` for a PUBLISH by `device`: groups whose
 /// filters match it, of an organisation that owns one of the device's
 /// publish rights matching it.
-fn applicable_groups(snapshot: &Snapshot, device: &str, topic: &str) -> Vec<Arc<GroupView>> {
-    if snapshot.groups.is_empty() {
-        return Vec::new();
-    }
-    let Some(d) = snapshot.devices.get(device) else {
-        return Vec::new();
-    };
-    let owners: BTreeSet<&str> = d
-        .rights
-        .iter()
-        .filter(|(t, r)| r.publish && (*t == topic || filter_matches(t, topic)))
-        .filter_map(|(t, _)| snapshot.topics.get(t).map(|v| v.org.as_str()))
-        .collect();
-    if owners.is_empty() {
-        return Vec::new();
-    }
-    snapshot
-        .groups
-        .values()
-        .filter(|g| owners.contains(g.org.as_str()) && g.protects(topic))
-        .cloned()
-        .collect()
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -188,10 +163,11 @@ fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::sync::Arc;
 
     use alloy_primitives::B256;
     use ledgermq_ledger::contracts::DeviceStatus;
-    use ledgermq_ledger::view::{DeviceView, KeyEpochView, Right, Rights, TopicView};
+    use ledgermq_ledger::view::{DeviceView, GroupView, KeyEpochView, Right, Rights, TopicView};
     use ledgermq_security::scac::keys::InMemoryEd25519;
     use ledgermq_security::{GroupKey, Publisher};
 

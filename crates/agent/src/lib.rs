@@ -48,6 +48,7 @@ mod client;
 mod connection;
 mod counter;
 mod credentials;
+pub mod e2e;
 mod error;
 mod framed;
 mod handshake;

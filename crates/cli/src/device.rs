@@ -20,6 +20,16 @@ use ledgermq_agent::{
     Protocol, QoS,
 };
 use ledgermq_security::totp::{DEFAULT_DIGITS, DEFAULT_STEP_SECS};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ledgermq_agent::e2e::{DeviceE2e, E2eError};
+use ledgermq_keystore::software::SoftwareX25519;
+use ledgermq_ledger::admin::ProvisioningBundle;
+use ledgermq_ledger::contracts::Deployment;
+use ledgermq_ledger::RegistryView;
+
+use crate::ledger_cmd::{ledger_error, LedgerTarget};
 
 mod key_service;
 
@@ -92,6 +102,13 @@ pub struct DeviceArgs {
     /// `--session-expiry` too: the session otherwise ends at disconnect).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     clean_start: bool,
+    /// The ledger this device trusts (`--rpc URL` or `--data-dir DIR`): with
+    /// it, `pub` seals or signs payloads on topics a group protects and
+    /// `sub` verifies and decrypts envelopes, with the group keys fetched
+    /// from the device's key topics (docs/e2e.md) [default: none; payloads
+    /// travel as given].
+    #[command(flatten)]
+    ledger: LedgerTarget,
     #[command(subcommand)]
     action: DeviceAction,
 }
@@ -184,7 +201,13 @@ pub fn run(args: DeviceArgs) -> Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run_async(args.action, opts, creds.device_id, &args.bundle))
+    runtime.block_on(run_async(
+        args.action,
+        opts,
+        creds.device_id,
+        &args.bundle,
+        &args.ledger,
+    ))
 }
 
 impl DeviceArgs {
@@ -377,7 +400,16 @@ async fn run_async(
     opts: ClientOptions,
     device_id: String,
     bundle: &Path,
+    ledger: &LedgerTarget,
 ) -> Result<()> {
+    let e2e = match &action {
+        DeviceAction::Pub(_) | DeviceAction::Sub(_)
+            if ledger.rpc.is_some() || ledger.data_dir.is_some() =>
+        {
+            Some(E2e::open(ledger, bundle).await?)
+        }
+        _ => None,
+    };
     let (client, _) = Client::connect(opts)
         .await
         .map_err(|e| failed("connection", e))?;
@@ -386,10 +418,93 @@ async fn run_async(
             println!("CONNECTED {device_id}");
             disconnect(client).await
         }
-        DeviceAction::Pub(p) => publish(client, p).await,
-        DeviceAction::Sub(s) => subscribe(client, s).await,
-        DeviceAction::KeyService(k) => key_service::run(client, k, bundle).await,
+        DeviceAction::Pub(p) => publish(client, p, e2e).await,
+        DeviceAction::Sub(s) => subscribe(client, s, e2e).await,
+        DeviceAction::KeyService(k) => key_service::run(client, k, ledger, bundle).await,
         DeviceAction::Totp => bail!("`device totp` prints a code; it does not connect"),
+    }
+}
+
+/// The contracts: the deployment file when one is given (or the data
+/// dir's), else the one the device's bundle was provisioned with.
+fn deployment(target: &LedgerTarget, bundle: &ProvisioningBundle) -> Result<Deployment> {
+    if target.deployment.is_some() || target.data_dir.is_some() {
+        target.load_deployment()
+    } else {
+        Ok(bundle.contracts)
+    }
+}
+
+/// End-to-end payloads for `pub`/`sub`: the registry view of the trusted
+/// ledger, the device's keys, the group keys received.
+struct E2e {
+    view: Arc<RegistryView>,
+    device: DeviceE2e,
+    /// Bundles that arrived before the ledger view showed their epoch.
+    pending: Vec<Bytes>,
+}
+
+/// How long `pub` waits for the key of a protected topic's group.
+const KEY_WAIT: Duration = Duration::from_secs(10);
+
+impl E2e {
+    async fn open(target: &LedgerTarget, bundle_path: &Path) -> Result<E2e> {
+        let bundle = ProvisioningBundle::load(bundle_path).map_err(ledger_error)?;
+        let signer = match ScacCredentials::from_bundle(bundle_path)?.device_key {
+            scac::LocalKey::Ed25519(key) => key,
+            scac::LocalKey::Rsa(_) => bail!("end-to-end envelopes are signed with Ed25519"),
+        };
+        let secret = bundle.agreement_secret_bytes().map_err(ledger_error)?;
+        let agreement = Arc::new(SoftwareX25519::from_bytes(&secret));
+        let deployment = deployment(target, &bundle)?;
+        let ledger = target.open().await?;
+        let view = RegistryView::builder(ledger, deployment)
+            .build()
+            .await
+            .map_err(ledger_error)?;
+        view.follow();
+        let device = DeviceE2e::new(&bundle.device_id, signer, agreement)?;
+        Ok(E2e {
+            view,
+            device,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Subscribes to the device's key topics.
+    async fn subscribe_keys(&self, client: &Client) -> Result<()> {
+        let filter = self.device.key_filter();
+        let granted = client
+            .subscribe(&[(filter.as_str(), QoS::AtLeastOnce)])
+            .await
+            .map_err(|e| failed(&format!("subscription to {filter}"), e))?;
+        if granted[0].is_error() {
+            bail!(
+                "subscription to {filter} refused: {}",
+                describe_reason(granted[0])
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes a key bundle; one for an epoch the view does not show yet is
+    /// kept and tried again later.
+    fn take_bundle(&mut self, payload: Bytes) {
+        match self.device.take_bundle(&self.view.snapshot(), &payload) {
+            Ok(_) => {}
+            Err(E2eError::BadBundle(why)) if why.contains("on the ledger") => {
+                if self.pending.len() < 64 {
+                    self.pending.push(payload);
+                }
+            }
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+
+    fn retry_pending(&mut self) {
+        for payload in std::mem::take(&mut self.pending) {
+            self.take_bundle(payload);
+        }
     }
 }
 
@@ -432,11 +547,43 @@ async fn disconnect(client: Client) -> Result<()> {
         .map_err(|e| failed("disconnect", e))
 }
 
-async fn publish(client: Client, args: PubArgs) -> Result<()> {
+async fn publish(mut client: Client, args: PubArgs, e2e: Option<E2e>) -> Result<()> {
     let what = format!("publish to {}", args.topic);
     let qos = qos(args.qos);
+    let payload = match e2e {
+        None => args.message.into_bytes(),
+        Some(mut e2e) => {
+            e2e.subscribe_keys(&client).await?;
+            let deadline = tokio::time::Instant::now() + KEY_WAIT;
+            loop {
+                e2e.retry_pending();
+                match e2e
+                    .device
+                    .protect(&e2e.view.snapshot(), &args.topic, args.message.as_bytes())
+                {
+                    Ok(p) => break p,
+                    Err(e @ (E2eError::NoKey { .. } | E2eError::NoEpoch { .. }))
+                        if tokio::time::Instant::now() < deadline =>
+                    {
+                        tracing::debug!("waiting for the group key: {e}");
+                    }
+                    Err(e) => bail!("{what}: {e}"),
+                }
+                let wait = Duration::from_millis(200);
+                if let Some(m) = client
+                    .next_message(wait)
+                    .await
+                    .map_err(|e| failed(&what, e))?
+                {
+                    if e2e.device.is_key_topic(&m.topic) {
+                        e2e.take_bundle(m.payload);
+                    }
+                }
+            }
+        }
+    };
     client
-        .publish(&args.topic, args.message.into_bytes(), qos, args.retain)
+        .publish(&args.topic, payload, qos, args.retain)
         .await
         .map_err(|e| failed(&what, e))?;
     if qos == QoS::AtMostOnce {
@@ -447,8 +594,12 @@ async fn publish(client: Client, args: PubArgs) -> Result<()> {
     disconnect(client).await
 }
 
-async fn subscribe(mut client: Client, args: SubArgs) -> Result<()> {
+async fn subscribe(mut client: Client, args: SubArgs, mut e2e: Option<E2e>) -> Result<()> {
     let qos = qos(args.qos);
+    if let Some(e2e) = &e2e {
+        // First: the retained bundles arrive before the data.
+        e2e.subscribe_keys(&client).await?;
+    }
     let filters: Vec<(&str, QoS)> = args.topics.iter().map(|t| (t.as_str(), qos)).collect();
     let granted = client
         .subscribe(&filters)
@@ -465,12 +616,34 @@ async fn subscribe(mut client: Client, args: SubArgs) -> Result<()> {
     let mut received = 0u64;
     while args.count.is_none_or(|count| received < count) {
         tokio::select! {
-            message = client.next_message(Duration::from_secs(3600)) => {
-                let Some(message) = message.map_err(|e| failed("subscription", e))? else {
+            message = client.next_message(Duration::from_secs(1)) => {
+                let message = message.map_err(|e| failed("subscription", e))?;
+                let Some(message) = message else {
+                    if let Some(e2e) = &mut e2e {
+                        e2e.retry_pending();
+                    }
                     continue;
                 };
+                let line = match &mut e2e {
+                    None => String::from_utf8_lossy(&message.payload).into_owned(),
+                    Some(e2e) if e2e.device.is_key_topic(&message.topic) => {
+                        e2e.take_bundle(message.payload);
+                        continue;
+                    }
+                    Some(e2e) => {
+                        e2e.retry_pending();
+                        let snapshot = e2e.view.snapshot();
+                        match e2e.device.open(&snapshot, &message.topic, &message.payload) {
+                            Ok(opened) => opened.describe(),
+                            Err(e) => {
+                                eprintln!("refused a message on {}: {e}", message.topic);
+                                continue;
+                            }
+                        }
+                    }
+                };
                 let mut out = std::io::stdout().lock();
-                writeln!(out, "{}", String::from_utf8_lossy(&message.payload))
+                writeln!(out, "{line}")
                     .and_then(|()| out.flush())
                     .context("cannot write to stdout")?;
                 received += 1;

@@ -298,3 +298,122 @@ fn a_key_service_that_is_not_registered_is_refused_with_the_fix() {
         "{err}"
     );
 }
+
+/// `ledgermq device … pub/sub` with the trusted ledger given: `device`
+/// logged in at the supplier's node (OTP for the supplier's own devices,
+/// SCAC against that node for the others).
+fn device_cmd(net: &Network, device: &str, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(ledgermq_bin());
+    cmd.current_dir(&net.dir)
+        .args(["device", "--bundle"])
+        .arg(net.bundle(device))
+        .args(["--broker", &format!("127.0.0.1:{}", net.port())]);
+    if org_of(net, device) != "supplier" {
+        let account: String = net
+            .node_account("broker-supplier")
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        cmd.args([
+            "--auth",
+            "scac",
+            "--broker-account",
+            &format!("0x{account}"),
+        ]);
+    }
+    cmd.args(&net.target).args(args).output().unwrap()
+}
+
+fn device_ok(net: &Network, device: &str, args: &[&str]) -> String {
+    let out = device_cmd(net, device, args);
+    assert!(
+        out.status.success(),
+        "{device} {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        net.broker.log_tail()
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The first retained message on TEMPERATURE as `device` prints it.
+fn read_retained(net: &Network, device: &str) -> String {
+    device_ok(
+        net,
+        device,
+        &["sub", "--topic", TEMPERATURE, "--qos", "1", "--count", "1"],
+    )
+    .trim()
+    .to_string()
+}
+
+#[test]
+fn sealed_payloads_are_read_by_members_only_and_the_broker_never_sees_them() {
+    let Some(net) = Network::start(Backend::Embedded, &[]) else {
+        return;
+    };
+    set_up(&net);
+    let ks = KeyService::start(&net, false);
+    ks.next_line("the first epoch");
+
+    // A plain payload on the sealed group's topic is refused.
+    let mut plain = login(&net, SENSOR);
+    assert_eq!(plain.publish(TEMPERATURE, b"21.5 C", 1, false), 0x99);
+    plain.disconnect();
+
+    // Sealed by the sensor's CLI, opened by a member of another organisation.
+    device_ok(
+        &net,
+        SENSOR,
+        &[
+            "pub",
+            "--topic",
+            TEMPERATURE,
+            "--message",
+            "21.5 C",
+            "--qos",
+            "1",
+            "--retain",
+        ],
+    );
+    assert_eq!(read_retained(&net, READER), "21.5 C");
+    // A subscriber with the subscribe right but no membership gets
+    // ciphertext and says so.
+    assert_eq!(
+        read_retained(&net, "customer-end-device"),
+        "cannot decrypt: not a member of group hsu0001 (epoch 1)"
+    );
+    // What the broker relays is an envelope, not the reading.
+    let mut raw = login(&net, "customer-end-device");
+    assert_eq!(raw.subscribe(TEMPERATURE, 1), 1);
+    let p = raw.recv_publish();
+    assert!(p.payload.starts_with(b"LMQE"));
+    assert!(!p.payload.windows(6).any(|w| w == b"21.5 C"));
+    raw.disconnect();
+
+    // After a removal the removed member cannot read the next message; the
+    // others can.
+    net.admin_ok(
+        "supplier-admin",
+        &["group", "remove", "--name", GROUP, "--device", LEAVER],
+    );
+    ks.next_line("the rotation");
+    device_ok(
+        &net,
+        SENSOR,
+        &[
+            "pub",
+            "--topic",
+            TEMPERATURE,
+            "--message",
+            "22.0 C",
+            "--qos",
+            "1",
+            "--retain",
+        ],
+    );
+    assert_eq!(read_retained(&net, READER), "22.0 C");
+    assert_eq!(
+        read_retained(&net, LEAVER),
+        "cannot decrypt: not a member of group hsu0001 (epoch 2)"
+    );
+}

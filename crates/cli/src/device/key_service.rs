@@ -48,8 +48,6 @@ const RECHECK: Duration = Duration::from_secs(5);
 
 #[derive(Args)]
 pub(super) struct KeyServiceArgs {
-    #[command(flatten)]
-    target: LedgerTarget,
     /// Key file of the account registered as the organisation's key service
     /// (`admin key-service set --address`): it commits the key epochs.
     #[arg(long, value_name = "KEYFILE")]
@@ -217,7 +215,12 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-pub(super) async fn run(client: Client, args: KeyServiceArgs, bundle_path: &Path) -> Result<()> {
+pub(super) async fn run(
+    client: Client,
+    args: KeyServiceArgs,
+    target: &LedgerTarget,
+    bundle_path: &Path,
+) -> Result<()> {
     let bundle = ProvisioningBundle::load(bundle_path).map_err(ledger_error)?;
     // The bundle's signing key, checked against the public key it was
     // registered with.
@@ -225,20 +228,17 @@ pub(super) async fn run(client: Client, args: KeyServiceArgs, bundle_path: &Path
         LocalKey::Ed25519(key) => key,
         LocalKey::Rsa(_) => bail!("a key service signs with Ed25519"),
     };
-    let deployment = if args.target.deployment.is_some() || args.target.data_dir.is_some() {
-        args.target.load_deployment()?
-    } else {
-        bundle.contracts
-    };
+    if target.rpc.is_none() && target.data_dir.is_none() {
+        bail!("the key service needs the ledger: give --rpc URL (or --data-dir DIR)");
+    }
+    let deployment = super::deployment(target, &bundle)?;
     let account = load_account(&args.account)?;
-    let ledger = args.target.open().await?;
+    let ledger = target.open().await?;
     let groups = GroupsClient::new(ledger.clone(), deployment.groups).map_err(ledger_error)?;
-    let view = Arc::new(
-        RegistryView::builder(ledger, deployment)
-            .build()
-            .await
-            .map_err(ledger_error)?,
-    );
+    let view = RegistryView::builder(ledger, deployment)
+        .build()
+        .await
+        .map_err(ledger_error)?;
     let org = bundle.org.clone();
     match view.key_service(&org) {
         Some(ks) if ks.account == account.address() && ks.signing_key.0 == signer.public() => {}

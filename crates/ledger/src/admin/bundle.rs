@@ -111,6 +111,11 @@ impl ProvisioningBundle {
         secret32(&self.otp_key, "OTP key")
     }
 
+    /// The device's X25519 secret (opens its group-key wraps).
+    pub fn agreement_secret_bytes(&self) -> LedgerResult<Zeroizing<[u8; 32]>> {
+        secret32(&self.agreement_secret, "agreement secret")
+    }
+
     pub fn to_json(&self) -> Zeroizing<String> {
         Zeroizing::new(serde_json::to_string_pretty(self).unwrap_or_default())
     }

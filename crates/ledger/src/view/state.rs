@@ -463,4 +463,35 @@ impl Snapshot {
     pub fn is_blacklisted_at(&self, device_id: &str, now: u64) -> bool {
         self.blacklist.get(device_id).is_some_and(|b| b.until > now)
     }
+
+    /// The groups that apply to a PUBLISH of `device` on topic name
+    /// `topic`: groups whose filters match it, of an organisation owning a
+    /// topic of a publish right of the device that matches it (so an
+    /// organisation cannot impose a policy on another's topics). Brokers
+    /// check envelopes, and publishers seal, by the same answer.
+    pub fn groups_applying(&self, device: &str, topic: &str) -> Vec<Arc<GroupView>> {
+        if self.groups.is_empty() {
+            return Vec::new();
+        }
+        let Some(d) = self.devices.get(device) else {
+            return Vec::new();
+        };
+        let owners: BTreeSet<&str> = d
+            .rights
+            .iter()
+            .filter(|(t, r)| r.publish && (*t == topic || filter_matches(t, topic)))
+            .filter_map(|(t, _)| self.topics.get(t).map(|v| v.org.as_str()))
+            .collect();
+        if owners.is_empty() {
+            return Vec::new();
+        }
+        let mut groups: Vec<Arc<GroupView>> = self
+            .groups
+            .values()
+            .filter(|g| owners.contains(g.org.as_str()) && g.protects(topic))
+            .cloned()
+            .collect();
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
+        groups
+    }
 }
