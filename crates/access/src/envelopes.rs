@@ -150,9 +150,6 @@ impl EnvelopeChecks {
     }
 }
 
-/// The groups that protect `topic` for a PUBLISH by `device`: groups whose
-/// filters match it, of an organisation that owns one of the device's
-/// publish rights matching it.
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -3,22 +3,28 @@
 //! epochs on the ledger and publishes each member's signed, HPKE-wrapped
 //! key bundle on its retained key topic; members open theirs against the
 //! ledger's commitment; nobody else may read or overwrite a bundle; a
-//! removed member gets no key for the next epoch. Real binary, embedded
-//! ledger, real broker.
+//! removed member gets no key for the next epoch. Devices seal and open
+//! through `ledgermq device pub/sub`; the paper's experiment (devices
+//! 1111–1114, two groups) runs under a loopback packet capture; forged,
+//! replayed, stale, misdirected and plain payloads are refused and
+//! counted. Real binary, embedded ledger, real broker.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use common::ledgermq_bin;
 use common::network::*;
+use ledgermq_keystore::software::SoftwareEd25519;
 use ledgermq_keystore::software::SoftwareX25519;
-use ledgermq_ledger::admin::ProvisioningBundle;
+use ledgermq_ledger::admin::{BrokerNodeFile, ProvisioningBundle};
 use ledgermq_security::envelope::KeyBundle;
+use ledgermq_security::{Envelope, GroupKey, Publisher};
+use rand_core::OsRng;
 
 const GROUP: &str = "hsu0001";
 const KS_DEVICE: &str = "supplier-keys";
@@ -78,13 +84,13 @@ impl Drop for KeyService {
     }
 }
 
-/// The commitment `admin group show` lists for `epoch`.
-fn ledger_commitment(net: &Network, epoch: u64) -> [u8; 32] {
-    let show = net.admin_ok("supplier-admin", &["group", "show", GROUP]);
+/// The commitment `admin group show` lists for `group` at `epoch`.
+fn ledger_commitment(net: &Network, group: &str, epoch: u64) -> [u8; 32] {
+    let show = net.admin_ok("supplier-admin", &["group", "show", group]);
     let line = show
         .lines()
         .find(|l| l.starts_with(&format!("epoch: {epoch}\t")))
-        .unwrap_or_else(|| panic!("no epoch {epoch} on the ledger:\n{show}"));
+        .unwrap_or_else(|| panic!("no epoch {epoch} of {group} on the ledger:\n{show}"));
     let hex = line
         .split('\t')
         .find_map(|f| f.strip_prefix("commitment=0x"))
@@ -104,18 +110,18 @@ fn signing_public(bundle: &Path) -> [u8; 32] {
     ProvisioningBundle::load(bundle).unwrap().signing_public.0
 }
 
-/// `member`'s retained bundle: opened with its X25519 secret, checked
-/// against the key service's key and the ledger's commitment.
-fn open_own_bundle(net: &Network, member: &str, epoch: u64) -> [u8; 32] {
+/// `member`'s retained bundle of `group`: opened with its X25519 secret,
+/// checked against the key service's key and the ledger's commitment.
+fn open_own_bundle(net: &Network, member: &str, group: &str, epoch: u64) -> GroupKey {
     let mut c = login(net, member);
-    assert_eq!(c.subscribe(&format!("$lmq/keys/+/{member}"), 1), 1);
+    assert_eq!(c.subscribe(&format!("$lmq/keys/{group}/{member}"), 1), 1);
     let p = c.recv_publish();
     assert!(p.retain, "a key bundle is retained");
-    assert_eq!(p.topic, format!("$lmq/keys/{GROUP}/{member}"));
+    assert_eq!(p.topic, format!("$lmq/keys/{group}/{member}"));
     let bundle = KeyBundle::parse(&p.payload).unwrap();
     assert_eq!(
         (bundle.group(), bundle.epoch(), bundle.member()),
-        (GROUP, epoch, member)
+        (group, epoch, member)
     );
     let secret = ProvisioningBundle::load(&net.bundle(member))
         .unwrap()
@@ -124,13 +130,38 @@ fn open_own_bundle(net: &Network, member: &str, epoch: u64) -> [u8; 32] {
     let me = SoftwareX25519::from_bytes(&alloy_hex(&secret));
     let service = signing_public(&net.bundle(KS_DEVICE));
     let key = bundle
-        .open(&service, &me, &ledger_commitment(net, epoch))
+        .open(&service, &me, &ledger_commitment(net, group, epoch))
         .expect("the member opens its key and the ledger commits to it");
     c.disconnect();
-    key.check()
+    key
 }
 
 fn set_up(net: &Network) {
+    register_key_service(net);
+    net.admin_ok(
+        "supplier-admin",
+        &[
+            "group",
+            "create",
+            "--org",
+            "supplier",
+            "--name",
+            GROUP,
+            "--filter",
+            "Temperature/#",
+        ],
+    );
+    for m in [SENSOR, READER, LEAVER, NO_RIGHT] {
+        net.admin_ok(
+            "supplier-admin",
+            &["group", "add", "--name", GROUP, "--device", m],
+        );
+    }
+}
+
+/// The supplier's key service: its device, its ledger account, both
+/// registered with `admin key-service set`.
+fn register_key_service(net: &Network) {
     let out = net.admin_ok(
         "supplier-admin",
         &[
@@ -164,25 +195,6 @@ fn set_up(net: &Network) {
             &format!("0x{key}"),
         ],
     );
-    net.admin_ok(
-        "supplier-admin",
-        &[
-            "group",
-            "create",
-            "--org",
-            "supplier",
-            "--name",
-            GROUP,
-            "--filter",
-            "Temperature/#",
-        ],
-    );
-    for m in [SENSOR, READER, LEAVER, NO_RIGHT] {
-        net.admin_ok(
-            "supplier-admin",
-            &["group", "add", "--name", GROUP, "--device", m],
-        );
-    }
 }
 
 #[test]
@@ -206,7 +218,7 @@ fn the_key_service_distributes_epoch_keys_only_to_members_and_rotates_on_removal
     // Each member opens its own bundle; all hold the same key.
     let checks: Vec<[u8; 32]> = [SENSOR, READER, LEAVER]
         .iter()
-        .map(|m| open_own_bundle(&net, m, 1))
+        .map(|m| open_own_bundle(&net, m, GROUP, 1).check())
         .collect();
     assert!(checks.windows(2).all(|w| w[0] == w[1]));
 
@@ -235,7 +247,7 @@ fn the_key_service_distributes_epoch_keys_only_to_members_and_rotates_on_removal
     );
     sensor.disconnect();
     assert_eq!(
-        open_own_bundle(&net, READER, 1),
+        open_own_bundle(&net, READER, GROUP, 1).check(),
         checks[0],
         "the bundle is intact"
     );
@@ -250,9 +262,9 @@ fn the_key_service_distributes_epoch_keys_only_to_members_and_rotates_on_removal
         line.starts_with(&format!("group {GROUP} epoch 2: 2 member(s), 1 left")),
         "{line}"
     );
-    let fresh = open_own_bundle(&net, READER, 2);
+    let fresh = open_own_bundle(&net, READER, GROUP, 2).check();
     assert_ne!(fresh, checks[0], "a new key");
-    assert_eq!(open_own_bundle(&net, SENSOR, 2), fresh);
+    assert_eq!(open_own_bundle(&net, SENSOR, GROUP, 2).check(), fresh);
     // The removed member's bundle is gone, and the ledger shows it got no
     // key exchange for epoch 2.
     let mut gone = login(&net, LEAVER);
@@ -337,10 +349,15 @@ fn device_ok(net: &Network, device: &str, args: &[&str]) -> String {
 
 /// The first retained message on TEMPERATURE as `device` prints it.
 fn read_retained(net: &Network, device: &str) -> String {
+    read_retained_on(net, device, TEMPERATURE)
+}
+
+/// The first retained message on `topic` as `device` prints it.
+fn read_retained_on(net: &Network, device: &str, topic: &str) -> String {
     device_ok(
         net,
         device,
-        &["sub", "--topic", TEMPERATURE, "--qos", "1", "--count", "1"],
+        &["sub", "--topic", topic, "--qos", "1", "--count", "1"],
     )
     .trim()
     .to_string()
@@ -416,4 +433,441 @@ fn sealed_payloads_are_read_by_members_only_and_the_broker_never_sees_them() {
         read_retained(&net, LEAVER),
         "cannot decrypt: not a member of group hsu0001 (epoch 2)"
     );
+}
+
+/// `tcpdump` on the loopback interface, capturing one TCP port to a file.
+struct Capture {
+    child: Child,
+    file: std::path::PathBuf,
+}
+
+impl Capture {
+    /// Starts capturing `port`, or says why it cannot (`scripts/test`
+    /// installs tcpdump; in CI a missing one fails the test).
+    fn start(dir: &Path, port: u16) -> Option<Capture> {
+        let tcpdump = ["/usr/bin/tcpdump", "/usr/sbin/tcpdump"]
+            .into_iter()
+            .find(|p| Path::new(p).exists());
+        let Some(tcpdump) = tcpdump else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "tcpdump is missing: scripts/test installs it"
+            );
+            eprintln!("SKIP: tcpdump not installed (scripts/test installs it)");
+            return None;
+        };
+        let file = dir.join("loopback.pcap");
+        // -U: each packet written when captured. -Z root: run as root,
+        // Debian's tcpdump would drop to its own user before opening the
+        // file (as another user, scripts/test gives it the capabilities).
+        let mut cmd = Command::new(tcpdump);
+        cmd.args(["-i", "lo", "-U", "-s", "0"]);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.args(["-Z", "root"]);
+        }
+        let mut child = cmd
+            .arg("-w")
+            .arg(&file)
+            .arg(format!("tcp port {port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tcpdump");
+        let mut err = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let _ = err.read_line(&mut line);
+        assert!(
+            line.contains("listening on lo"),
+            "tcpdump did not start capturing: {line}"
+        );
+        // Keep draining its stderr so it never blocks on a full pipe.
+        std::thread::spawn(move || std::io::copy(&mut err, &mut std::io::sink()));
+        Some(Capture { child, file })
+    }
+
+    /// Stops the capture and returns the bytes of the capture file.
+    fn stop(mut self) -> Vec<u8> {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::fs::read(&self.file).unwrap()
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+fn files_under(dir: &Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).unwrap().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.push((path, bytes));
+        }
+    }
+}
+
+/// Registers `id` under `org` with the given rights on the supplier's
+/// topics, by that organisation's admin.
+fn register(net: &Network, org: &str, id: &str, rights: &[(&str, &str)]) {
+    let admin = format!("{org}-admin");
+    let out = net.admin_ok(
+        &admin,
+        &[
+            "device",
+            "register",
+            "--org",
+            org,
+            "--id",
+            id,
+            "--bundle-out",
+            &format!("bundles/{id}.json"),
+        ],
+    );
+    assert!(out.contains("registered device"), "{out}");
+    for (topic, right) in rights {
+        net.admin_ok(
+            &admin,
+            &["right", "grant", "--device", id, "--topic", topic, right],
+        );
+    }
+}
+
+fn create_group(net: &Network, name: &str, filter: &str, extra: &[&str], members: &[&str]) {
+    let mut args = vec![
+        "group", "create", "--org", "supplier", "--name", name, "--filter", filter,
+    ];
+    args.extend_from_slice(extra);
+    net.admin_ok("supplier-admin", &args);
+    for m in members {
+        net.admin_ok(
+            "supplier-admin",
+            &["group", "add", "--name", name, "--device", m],
+        );
+    }
+}
+
+const HUMIDITY: &str = "Humidity/raw Material";
+
+/// The service-agent paper's experiment (../shared/papers): devices
+/// 1111–1114, groups hsu0001 (temperature) and hsu0002 (humidity), 1113 a
+/// member of both. 1111 publishes to both; 1112 reads hsu0001 only, 1113
+/// reads both, 1114 (subscribe rights, no membership) receives ciphertext
+/// and says so; the key exchanges are on the ledger. A capture of the
+/// loopback interface during the whole run, and every file the broker and
+/// the ledger wrote, hold neither reading nor either group key.
+#[test]
+fn the_papers_experiment_members_read_their_groups_and_nothing_leaks() {
+    let Some(mut net) = Network::start(Backend::Embedded, &[("persistence", "true")]) else {
+        return;
+    };
+    let capture = Capture::start(&net.dir, net.port());
+    register_key_service(&net);
+    register(
+        &net,
+        "supplier",
+        "1111",
+        &[(TEMPERATURE, "--pub"), (HUMIDITY, "--pub")],
+    );
+    for id in ["1112", "1113", "1114"] {
+        register(
+            &net,
+            "manufacturer",
+            id,
+            &[(TEMPERATURE, "--sub"), (HUMIDITY, "--sub")],
+        );
+    }
+    create_group(
+        &net,
+        "hsu0001",
+        "Temperature/#",
+        &[],
+        &["1111", "1112", "1113"],
+    );
+    create_group(&net, "hsu0002", "Humidity/#", &[], &["1111", "1113"]);
+    let ks = KeyService::start(&net, false);
+    let mut lines = [ks.next_line("an epoch"), ks.next_line("the other epoch")];
+    lines.sort();
+    assert!(
+        lines[0].starts_with("group hsu0001 epoch 1: 3 member(s), 0 left")
+            && lines[1].starts_with("group hsu0002 epoch 1: 2 member(s), 0 left"),
+        "{lines:?}"
+    );
+
+    let nonce = std::process::id();
+    let temperature = format!("1111 temperature 21.5 C #{nonce}");
+    let humidity = format!("1111 humidity 43 % #{nonce}");
+    for (topic, reading) in [(TEMPERATURE, &temperature), (HUMIDITY, &humidity)] {
+        device_ok(
+            &net,
+            "1111",
+            &[
+                "pub",
+                "--topic",
+                topic,
+                "--message",
+                reading,
+                "--qos",
+                "1",
+                "--retain",
+            ],
+        );
+    }
+    assert_eq!(read_retained_on(&net, "1112", TEMPERATURE), temperature);
+    assert_eq!(
+        read_retained_on(&net, "1112", HUMIDITY),
+        "cannot decrypt: not a member of group hsu0002 (epoch 1)"
+    );
+    assert_eq!(read_retained_on(&net, "1113", TEMPERATURE), temperature);
+    assert_eq!(read_retained_on(&net, "1113", HUMIDITY), humidity);
+    assert_eq!(
+        read_retained_on(&net, "1114", TEMPERATURE),
+        "cannot decrypt: not a member of group hsu0001 (epoch 1)"
+    );
+    assert_eq!(
+        read_retained_on(&net, "1114", HUMIDITY),
+        "cannot decrypt: not a member of group hsu0002 (epoch 1)"
+    );
+
+    // The key exchanges, one per member, are on the ledger.
+    for (group, members) in [("hsu0001", 3), ("hsu0002", 2)] {
+        let show = net.admin_ok("supplier-admin", &["group", "show", group]);
+        assert!(
+            show.contains("epoch: 1\t")
+                && show.contains(&format!("members={members}\tkey_exchanges={members}")),
+            "{group}: {show}"
+        );
+    }
+    let keys = [
+        open_own_bundle(&net, "1113", "hsu0001", 1),
+        open_own_bundle(&net, "1113", "hsu0002", 1),
+    ];
+    drop(ks);
+
+    // Nothing in clear on the wire or on disk.
+    let secrets: Vec<(&str, Vec<u8>)> = vec![
+        ("the temperature reading", temperature.clone().into_bytes()),
+        ("the humidity reading", humidity.clone().into_bytes()),
+        ("the hsu0001 key", keys[0].secret_bytes().to_vec()),
+        ("the hsu0002 key", keys[1].secret_bytes().to_vec()),
+    ];
+    if let Some(capture) = capture {
+        let wire = capture.stop();
+        // The capture saw the run: topics and envelopes travel in clear.
+        assert!(contains(&wire, TEMPERATURE.as_bytes()), "capture is empty");
+        assert!(contains(&wire, b"LMQE"), "no envelope captured");
+        assert!(contains(&wire, b"$lmq/keys/hsu0002/1113"));
+        for (what, bytes) in &secrets {
+            assert!(
+                !contains(&wire, bytes),
+                "{what} crossed the loopback in clear"
+            );
+        }
+        eprintln!("capture: {} bytes, no plaintext", wire.len());
+    }
+    net.broker.terminate();
+    let mut files = Vec::new();
+    files_under(&net.dir, &mut files);
+    let retained_store = files.iter().any(|(_, b)| contains(b, b"LMQE"));
+    assert!(retained_store, "the broker's store holds the envelopes");
+    for (path, bytes) in &files {
+        for (what, secret) in &secrets {
+            assert!(!contains(bytes, secret), "{what} is in {}", path.display());
+        }
+    }
+    eprintln!(
+        "{} files under the data directory, no plaintext",
+        files.len()
+    );
+}
+
+/// `ledgermq_payloads_refused_total{reason=…}` on the metrics endpoint.
+fn refused(net: &Network, reason: &str) -> u64 {
+    let port = net.broker.metrics_port.expect("metrics endpoint");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+    let key = format!("ledgermq_payloads_refused_total{{reason=\"{reason}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&key))
+        .unwrap_or_else(|| panic!("no {key} in\n{body}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// With the broker verifying every signature: a replayed envelope, a
+/// forged signature, an envelope signed with another key under the
+/// sender's name, one made for another topic, one of a group that does
+/// not protect the topic, a plain payload and, after a rotation and its
+/// grace period, a stale epoch are each refused with their reason code
+/// and counted; the envelope of the previous epoch published within the
+/// grace period is delivered (no message lost across a rotation), and
+/// subscribers get exactly what was accepted.
+#[test]
+fn forged_replayed_stale_misdirected_and_plain_payloads_are_refused_and_counted() {
+    let Some(net) = Network::start(Backend::Embedded, &[("metrics-listen", "127.0.0.1:0")]) else {
+        return;
+    };
+    set_up(&net);
+    net.admin_ok(
+        "supplier-admin",
+        &[
+            "group", "update", "--name", GROUP, "--verify", "every", "--grace", "2",
+        ],
+    );
+    net.admin_ok(
+        "supplier-admin",
+        &[
+            "right", "grant", "--device", SENSOR, "--topic", HUMIDITY, "--pub",
+        ],
+    );
+    create_group(
+        &net,
+        "hsu0002",
+        "Humidity/#",
+        &["--verify", "every"],
+        &[SENSOR],
+    );
+    let ks = KeyService::start(&net, false);
+    let _ = (ks.next_line("an epoch"), ks.next_line("the other epoch"));
+    let k1 = open_own_bundle(&net, SENSOR, GROUP, 1);
+    let humidity_key = open_own_bundle(&net, SENSOR, "hsu0002", 1);
+    let seed = ProvisioningBundle::load(&net.bundle(SENSOR))
+        .unwrap()
+        .signing_secret
+        .clone();
+    let me = Publisher::new(
+        SENSOR,
+        Arc::new(SoftwareEd25519::from_seed(&alloy_hex(&seed))),
+    )
+    .unwrap();
+    // Another organisation's broker operator signing under the sensor's
+    // name with everything its node holds.
+    let foreign =
+        BrokerNodeFile::load(&net.dir.join("keys/broker-manufacturer.node.json")).unwrap();
+    let impostor = Publisher::new(
+        SENSOR,
+        Arc::new(SoftwareEd25519::from_seed(
+            &foreign.signing_secret_bytes().unwrap(),
+        )),
+    )
+    .unwrap();
+    let mut sequence = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64;
+    let mut seal = |who: &Publisher, topic: &str, key: &GroupKey, text: &str| {
+        sequence += 1;
+        who.seal(topic, key, sequence, text.as_bytes(), &mut OsRng)
+            .unwrap()
+    };
+
+    let mut watcher = login(&net, READER);
+    assert_eq!(watcher.subscribe(TEMPERATURE, 1), 1);
+    let mut sensor = login(&net, SENSOR);
+    let mut accepted = Vec::new();
+
+    let good = seal(&me, TEMPERATURE, &k1, "21.5 C");
+    assert_eq!(sensor.publish(TEMPERATURE, &good, 1, false), 0x00);
+    accepted.push(good.clone());
+    assert_eq!(
+        sensor.publish(TEMPERATURE, &good, 1, false),
+        0x87,
+        "replayed"
+    );
+    let mut forged = seal(&me, TEMPERATURE, &k1, "99.9 C");
+    *forged.last_mut().unwrap() ^= 1;
+    assert_eq!(
+        sensor.publish(TEMPERATURE, &forged, 1, false),
+        0x87,
+        "forged"
+    );
+    let fake = seal(&impostor, TEMPERATURE, &k1, "99.9 C");
+    assert_eq!(
+        sensor.publish(TEMPERATURE, &fake, 1, false),
+        0x87,
+        "impostor"
+    );
+    // Made for the temperature topic, published on the humidity one (whose
+    // group it names): the signature covers the topic.
+    let misdirected = seal(&me, TEMPERATURE, &humidity_key, "43 %");
+    assert_eq!(
+        sensor.publish(HUMIDITY, &misdirected, 1, false),
+        0x87,
+        "other topic"
+    );
+    let wrong_group = seal(&me, HUMIDITY, &k1, "43 %");
+    assert_eq!(
+        sensor.publish(HUMIDITY, &wrong_group, 1, false),
+        0x99,
+        "wrong group"
+    );
+    assert_eq!(
+        sensor.publish(TEMPERATURE, b"21.5 C", 1, false),
+        0x99,
+        "plain"
+    );
+
+    // A rotation: the previous epoch stays good for the grace period.
+    net.admin_ok(
+        "supplier-admin",
+        &["group", "remove", "--name", GROUP, "--device", LEAVER],
+    );
+    ks.next_line("the rotation");
+    // (Fetching the bundle logs the sensor in again: a takeover.)
+    let k2 = open_own_bundle(&net, SENSOR, GROUP, 2);
+    let mut sensor = login(&net, SENSOR);
+    let in_grace = seal(&me, TEMPERATURE, &k1, "21.6 C");
+    assert_eq!(
+        sensor.publish(TEMPERATURE, &in_grace, 1, false),
+        0x00,
+        "in grace"
+    );
+    accepted.push(in_grace);
+    let fresh = seal(&me, TEMPERATURE, &k2, "21.7 C");
+    assert_eq!(sensor.publish(TEMPERATURE, &fresh, 1, false), 0x00);
+    accepted.push(fresh);
+    // Past the grace period (2 s after the block of the rotation, whose
+    // timestamp has a one-second resolution).
+    std::thread::sleep(Duration::from_secs(4));
+    let stale = seal(&me, TEMPERATURE, &k1, "21.8 C");
+    assert_eq!(
+        sensor.publish(TEMPERATURE, &stale, 1, false),
+        0x87,
+        "stale epoch"
+    );
+    sensor.disconnect();
+
+    let delivered: Vec<Vec<u8>> = (0..accepted.len())
+        .map(|_| watcher.recv_publish().payload)
+        .collect();
+    assert_eq!(delivered, accepted, "exactly what was accepted, in order");
+    watcher.expect_nothing(Duration::from_millis(300));
+    let opened = Envelope::parse(&delivered[1])
+        .unwrap()
+        .open(TEMPERATURE, &k1)
+        .unwrap();
+    assert_eq!(&opened[..], b"21.6 C");
+
+    for (reason, n) in [
+        ("replayed", 1),
+        ("bad_signature", 3),
+        ("wrong_group", 1),
+        ("not_envelope", 1),
+        ("stale_epoch", 1),
+        ("malformed", 0),
+    ] {
+        assert_eq!(refused(&net, reason), n, "{reason}");
+    }
 }
