@@ -871,3 +871,37 @@ fn forged_replayed_stale_misdirected_and_plain_payloads_are_refused_and_counted(
         assert_eq!(refused(&net, reason), n, "{reason}");
     }
 }
+
+/// `ledgermq bench envelope` runs every loop and reports sizes that add up
+/// (the numbers themselves go in docs/bench.md, not in a test).
+#[test]
+fn the_envelope_bench_reports_each_operation_and_the_epoch_size() {
+    let out = Command::new(ledgermq_bin())
+        .args(["bench", "envelope", "--duration", "0.05", "--members", "10"])
+        .args(["--batch", "8", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = String::from_utf8(out.stdout).unwrap();
+    let field = |name: &str| -> f64 {
+        let at = json
+            .find(&format!("\"{name}\":"))
+            .unwrap_or_else(|| panic!("{name}: {json}"));
+        let rest = &json[at + name.len() + 3..];
+        rest[..rest.find([',', '}']).unwrap()].parse().unwrap()
+    };
+    for name in [
+        "seal_sign_per_s",
+        "open_verify_per_s",
+        "verify_per_s",
+        "verify_batch_per_s",
+    ] {
+        assert!(field(name) > 0.0, "{name}: {json}");
+    }
+    assert_eq!(field("members"), 10.0);
+    assert_eq!(field("epoch_bytes"), 10.0 * field("bundle_bytes"));
+}

@@ -9,10 +9,12 @@
 //! clients share nothing while the clock runs. With `--otp-bundles` every
 //! client logs in with `LMQ-OTP-1` as a provisioned device, so a
 //! ledger-mode broker can be measured too. `ledgermq bench auth` measures
-//! the device logins themselves ([`auth`]). See docs/bench.md.
+//! the device logins themselves ([`auth`]), `ledgermq bench envelope` the
+//! cost of end-to-end envelopes ([`envelope`]). See docs/bench.md.
 
 mod auth;
 mod client;
+mod envelope;
 mod scac;
 mod stats;
 mod wire;
@@ -119,6 +121,9 @@ pub enum BenchCommand {
     Auth(auth::AuthArgs),
     /// Protected (SCAC) QoS 2 messages per second, or the same loop unprotected.
     ScacMessages(scac::MessagesArgs),
+    /// End-to-end envelopes on one core: seal+sign, open+verify, verify
+    /// (one by one and batched), and one key epoch for N members.
+    Envelope(envelope::EnvelopeArgs),
 }
 
 fn parse_protocol(s: &str) -> Result<u8, String> {
@@ -190,6 +195,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     match args.command {
         Some(BenchCommand::Auth(auth_args)) => return auth::run(auth_args),
         Some(BenchCommand::ScacMessages(m)) => return scac::run_messages(m),
+        Some(BenchCommand::Envelope(e)) => return envelope::run(e),
         None => {}
     }
     args.validate()?;
