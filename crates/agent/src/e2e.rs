@@ -304,8 +304,25 @@ impl DeviceE2e {
                 }
             }
         };
-        self.seen.insert(sender, envelope.sequence());
+        // A message this device cannot decrypt yet does not move the
+        // sender's sequence: opened again once its key arrives, it must
+        // not look like a replay.
+        if !matches!(opened, Opened::CannotDecrypt { .. }) {
+            self.seen.insert(sender, envelope.sequence());
+        }
         Ok(opened)
+    }
+
+    /// Whether a key of `group` for `epoch` may still come: no key of the
+    /// group is held yet, or only older ones (a rotation whose bundle is
+    /// on its way). A key older than one held will not be handed out.
+    pub fn awaits_key(&self, group: &str, epoch: u64) -> bool {
+        self.keys
+            .keys()
+            .filter(|(g, _)| g == group)
+            .map(|(_, e)| *e)
+            .max()
+            .is_none_or(|latest| epoch > latest)
     }
 
     fn next_sequence(&mut self) -> u64 {
@@ -314,5 +331,197 @@ impl DeviceE2e {
             .map_or(0, |d| d.as_micros() as u64);
         self.last_sequence = now.max(self.last_sequence + 1);
         self.last_sequence
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::{Address, B256};
+    use ledgermq_keystore::software::{SoftwareEd25519, SoftwareX25519};
+    use ledgermq_ledger::contracts::{DeviceStatus, VerifyPolicy};
+    use ledgermq_ledger::view::{
+        DeviceView, GroupView, KeyEpochView, KeyServiceView, Right, Rights, TopicView,
+    };
+    use ledgermq_security::envelope::EpochDistribution;
+
+    use super::*;
+
+    const TOPIC: &str = "plant/7/temp";
+
+    struct Fixture {
+        snapshot: Snapshot,
+        service: SoftwareEd25519,
+        publisher: DeviceE2e,
+        reader: DeviceE2e,
+        stranger: DeviceE2e,
+    }
+
+    fn device(id: &str, seed: u8) -> (DeviceE2e, Arc<DeviceView>) {
+        let signer = Arc::new(SoftwareEd25519::from_seed(&[seed; 32]));
+        let agreement = Arc::new(SoftwareX25519::from_bytes(&[seed; 32]));
+        let mut rights = Rights::default();
+        rights.filters.push((
+            "plant/#".into(),
+            Right {
+                publish: true,
+                subscribe: true,
+            },
+        ));
+        let view = Arc::new(DeviceView {
+            id: id.into(),
+            org: "supplier".into(),
+            signing_key: B256::from(signer.public()),
+            agreement_key: B256::from(agreement.public()),
+            registered_at: 0,
+            status: DeviceStatus::Active,
+            rights,
+            otp_envelopes: HashMap::new(),
+        });
+        (DeviceE2e::new(id, signer, agreement).unwrap(), view)
+    }
+
+    /// 1111 publishes on plant/#, 1112 reads it, both members of sealed
+    /// group hsu0001; 1113 may subscribe but is no member.
+    fn fixture() -> Fixture {
+        let mut snapshot = Snapshot::default();
+        let (publisher, p) = device("1111", 1);
+        let (reader, r) = device("1112", 2);
+        let (stranger, s) = device("1113", 3);
+        for d in [p, r, s] {
+            snapshot.devices.insert(d.id.clone(), d);
+        }
+        snapshot.topics.insert(
+            "plant/#".into(),
+            Arc::new(TopicView {
+                topic: "plant/#".into(),
+                org: "supplier".into(),
+                sensitive: false,
+                publish_open: false,
+                subscribe_open: true,
+            }),
+        );
+        snapshot.groups.insert(
+            "hsu0001".into(),
+            Arc::new(GroupView {
+                name: "hsu0001".into(),
+                org: "supplier".into(),
+                filters: vec!["plant/#".into()],
+                protection: Protection::Sealed,
+                verify: VerifyPolicy::Subscribers,
+                grace_seconds: 60,
+                members: ["1111".to_string(), "1112".to_string()]
+                    .into_iter()
+                    .collect(),
+                epochs: Vec::new(),
+            }),
+        );
+        let service = SoftwareEd25519::from_seed(&[9; 32]);
+        snapshot.key_services.insert(
+            "supplier".into(),
+            KeyServiceView {
+                account: Address::repeat_byte(9),
+                signing_key: B256::from(service.public()),
+            },
+        );
+        Fixture {
+            snapshot,
+            service,
+            publisher,
+            reader,
+            stranger,
+        }
+    }
+
+    impl Fixture {
+        /// Commits epoch `epoch` on the "ledger" and returns each member's
+        /// bundle, publisher's first.
+        fn rotate(&mut self, epoch: u64) -> Vec<Vec<u8>> {
+            let key = GroupKey::generate("hsu0001", epoch, &mut OsRng).unwrap();
+            let members: Vec<(&str, [u8; 32])> = ["1111", "1112"]
+                .iter()
+                .map(|m| (*m, self.snapshot.devices[*m].agreement_key.0))
+                .collect();
+            let d = EpochDistribution::new(&key, &members, &self.service, &mut OsRng).unwrap();
+            let mut g = (*self.snapshot.groups["hsu0001"]).clone();
+            g.epochs.push(KeyEpochView {
+                epoch,
+                commitment: B256::from(d.epoch_commitment),
+                member_count: 2,
+                committed_at: 0,
+            });
+            self.snapshot.groups.insert("hsu0001".into(), Arc::new(g));
+            d.members.into_iter().map(|m| m.bundle).collect()
+        }
+    }
+
+    #[test]
+    fn members_open_what_a_member_sealed_and_a_replay_is_refused() {
+        let mut f = fixture();
+        let s = f.snapshot.clone();
+        assert!(matches!(
+            f.publisher.protect(&s, TOPIC, b"21.5 C"),
+            Err(E2eError::NoEpoch { .. })
+        ));
+        let bundles = f.rotate(1);
+        let s = f.snapshot.clone();
+        assert!(matches!(
+            f.publisher.protect(&s, TOPIC, b"21.5 C"),
+            Err(E2eError::NoKey { epoch: 1, .. })
+        ));
+        f.publisher.take_bundle(&s, &bundles[0]).unwrap();
+        f.reader.take_bundle(&s, &bundles[1]).unwrap();
+        assert!(
+            f.reader.take_bundle(&s, &bundles[0]).is_err(),
+            "not its own"
+        );
+        let sealed = f.publisher.protect(&s, TOPIC, b"21.5 C").unwrap();
+        assert!(sealed.starts_with(ENVELOPE_MAGIC));
+        match f.reader.open(&s, TOPIC, &sealed).unwrap() {
+            Opened::Decrypted { payload, epoch, .. } => {
+                assert_eq!((&payload[..], epoch), (&b"21.5 C"[..], 1));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(f.reader.open(&s, TOPIC, &sealed).is_err(), "a replay");
+        assert!(
+            f.reader.open(&s, "plant/8/temp", &sealed).is_err(),
+            "another topic"
+        );
+        assert_eq!(
+            f.stranger.open(&s, TOPIC, &sealed).unwrap().describe(),
+            "cannot decrypt: not a member of group hsu0001 (epoch 1)"
+        );
+    }
+
+    #[test]
+    fn a_message_of_an_epoch_whose_key_is_on_its_way_opens_once_it_arrives() {
+        let mut f = fixture();
+        let first = f.rotate(1);
+        let s = f.snapshot.clone();
+        f.publisher.take_bundle(&s, &first[0]).unwrap();
+        f.reader.take_bundle(&s, &first[1]).unwrap();
+        let second = f.rotate(2);
+        let s = f.snapshot.clone();
+        // The publisher got its bundle of epoch 2 first.
+        f.publisher.take_bundle(&s, &second[0]).unwrap();
+        let sealed = f.publisher.protect(&s, TOPIC, b"22.0 C").unwrap();
+        let opened = f.reader.open(&s, TOPIC, &sealed).unwrap();
+        assert!(matches!(
+            opened,
+            Opened::CannotDecrypt {
+                epoch: 2,
+                member: true,
+                ..
+            }
+        ));
+        assert!(f.reader.awaits_key("hsu0001", 2));
+        assert!(!f.reader.awaits_key("hsu0001", 1), "it holds epoch 1");
+        f.reader.take_bundle(&s, &second[1]).unwrap();
+        // Not taken for a replay: the first attempt did not move the
+        // sender's sequence.
+        match f.reader.open(&s, TOPIC, &sealed).unwrap() {
+            Opened::Decrypted { payload, .. } => assert_eq!(&payload[..], b"22.0 C"),
+            other => panic!("{other:?}"),
+        }
     }
 }

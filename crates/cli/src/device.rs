@@ -7,6 +7,7 @@
 //! code), and every refusal by the broker exits non-zero with its reason
 //! code on stderr.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,14 +17,14 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use ledgermq_agent::scac::{self, PeerKey, ScacCredentials, Suite};
 use ledgermq_agent::{
-    describe_reason, Auth, Client, ClientError, ClientOptions, DeviceCredentials, PacketCounter,
-    Protocol, QoS,
+    describe_reason, Auth, Client, ClientError, ClientOptions, DeviceCredentials, Message,
+    PacketCounter, Protocol, QoS,
 };
 use ledgermq_security::totp::{DEFAULT_DIGITS, DEFAULT_STEP_SECS};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ledgermq_agent::e2e::{DeviceE2e, E2eError};
+use ledgermq_agent::e2e::{DeviceE2e, E2eError, Opened};
 use ledgermq_keystore::software::SoftwareX25519;
 use ledgermq_ledger::admin::ProvisioningBundle;
 use ledgermq_ledger::contracts::Deployment;
@@ -143,8 +144,15 @@ enum DeviceAction {
 struct PubArgs {
     #[arg(long)]
     topic: String,
+    /// The payload (one message).
+    #[arg(long, required_unless_present = "lines", conflicts_with = "lines")]
+    message: Option<String>,
+    /// Publish each line read from standard input as a message, until end
+    /// of input, on one connection (like `mosquitto_pub -l`); on a
+    /// protected topic each is sealed under the group's current key epoch,
+    /// which may change during the run.
     #[arg(long)]
-    message: String,
+    lines: bool,
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
     #[arg(long)]
@@ -446,6 +454,8 @@ struct E2e {
 
 /// How long `pub` waits for the key of a protected topic's group.
 const KEY_WAIT: Duration = Duration::from_secs(10);
+/// Data messages a subscriber holds back while a key is on its way.
+const MAX_HELD: usize = 10_000;
 
 impl E2e {
     async fn open(target: &LedgerTarget, bundle_path: &Path) -> Result<E2e> {
@@ -547,51 +557,98 @@ async fn disconnect(client: Client) -> Result<()> {
         .map_err(|e| failed("disconnect", e))
 }
 
-async fn publish(mut client: Client, args: PubArgs, e2e: Option<E2e>) -> Result<()> {
+async fn publish(mut client: Client, args: PubArgs, mut e2e: Option<E2e>) -> Result<()> {
     let what = format!("publish to {}", args.topic);
     let qos = qos(args.qos);
-    let payload = match e2e {
-        None => args.message.into_bytes(),
-        Some(mut e2e) => {
-            e2e.subscribe_keys(&client).await?;
-            let deadline = tokio::time::Instant::now() + KEY_WAIT;
-            loop {
-                e2e.retry_pending();
-                match e2e
-                    .device
-                    .protect(&e2e.view.snapshot(), &args.topic, args.message.as_bytes())
-                {
-                    Ok(p) => break p,
-                    Err(e @ (E2eError::NoKey { .. } | E2eError::NoEpoch { .. }))
-                        if tokio::time::Instant::now() < deadline =>
-                    {
-                        tracing::debug!("waiting for the group key: {e}");
-                    }
-                    Err(e) => bail!("{what}: {e}"),
-                }
-                let wait = Duration::from_millis(200);
-                if let Some(m) = client
-                    .next_message(wait)
-                    .await
-                    .map_err(|e| failed(&what, e))?
-                {
+    if let Some(e2e) = &e2e {
+        e2e.subscribe_keys(&client).await?;
+    }
+    let mut lines = match &args.message {
+        Some(message) => {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            let _ = tx.try_send(message.clone());
+            rx
+        }
+        None => stdin_lines(),
+    };
+    loop {
+        // Key bundles that arrive while waiting for input are taken at once.
+        let message = tokio::select! {
+            line = lines.recv() => match line {
+                Some(line) => line,
+                None => break,
+            },
+            m = client.next_message(Duration::from_secs(3600)), if e2e.is_some() => {
+                if let (Some(m), Some(e2e)) = (m.map_err(|e| failed(&what, e))?, e2e.as_mut()) {
                     if e2e.device.is_key_topic(&m.topic) {
                         e2e.take_bundle(m.payload);
                     }
                 }
+                continue;
             }
-        }
-    };
-    client
-        .publish(&args.topic, payload, qos, args.retain)
-        .await
-        .map_err(|e| failed(&what, e))?;
+        };
+        let payload = match &mut e2e {
+            None => message.into_bytes(),
+            Some(e2e) => seal(&mut client, e2e, &args.topic, message.as_bytes(), &what).await?,
+        };
+        client
+            .publish(&args.topic, payload, qos, args.retain)
+            .await
+            .map_err(|e| failed(&what, e))?;
+    }
     if qos == QoS::AtMostOnce {
         // QoS 0 has no acknowledgement; a refusal is a DISCONNECT, which
         // the broker sends before it answers a later PINGREQ.
         client.ping().await.map_err(|e| failed(&what, e))?;
     }
     disconnect(client).await
+}
+
+/// Standard input, line by line, from a thread of its own.
+fn stdin_lines() -> tokio::sync::mpsc::Receiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines().map_while(Result::ok) {
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// `message` as the envelope the topic's groups require, under the latest
+/// epoch the ledger shows, waiting up to [`KEY_WAIT`] for its key bundle.
+async fn seal(
+    client: &mut Client,
+    e2e: &mut E2e,
+    topic: &str,
+    message: &[u8],
+    what: &str,
+) -> Result<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + KEY_WAIT;
+    loop {
+        e2e.retry_pending();
+        match e2e.device.protect(&e2e.view.snapshot(), topic, message) {
+            Ok(p) => return Ok(p),
+            Err(e @ (E2eError::NoKey { .. } | E2eError::NoEpoch { .. }))
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tracing::debug!("waiting for the group key: {e}");
+            }
+            Err(e) => bail!("{what}: {e}"),
+        }
+        let wait = Duration::from_millis(200);
+        if let Some(m) = client
+            .next_message(wait)
+            .await
+            .map_err(|e| failed(what, e))?
+        {
+            if e2e.device.is_key_topic(&m.topic) {
+                e2e.take_bundle(m.payload);
+            }
+        }
+    }
 }
 
 async fn subscribe(mut client: Client, args: SubArgs, mut e2e: Option<E2e>) -> Result<()> {
@@ -614,39 +671,60 @@ async fn subscribe(mut client: Client, args: SubArgs, mut e2e: Option<E2e>) -> R
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
     let mut received = 0u64;
+    // Data messages not printed yet, in arrival order: one sealed under an
+    // epoch whose key is on its way (the key service publishes each
+    // member's bundle after committing the epoch, so a publisher can be
+    // quicker than this member's bundle) waits for it, up to KEY_WAIT, and
+    // the messages after it wait behind it.
+    let mut held: VecDeque<(tokio::time::Instant, Message)> = VecDeque::new();
     while args.count.is_none_or(|count| received < count) {
         tokio::select! {
-            message = client.next_message(Duration::from_secs(1)) => {
+            message = client.next_message(Duration::from_millis(200)) => {
                 let message = message.map_err(|e| failed("subscription", e))?;
-                let Some(message) = message else {
-                    if let Some(e2e) = &mut e2e {
-                        e2e.retry_pending();
+                match (message, &mut e2e) {
+                    (None, Some(e2e)) => e2e.retry_pending(),
+                    (None, None) => continue,
+                    (Some(m), Some(e2e)) if e2e.device.is_key_topic(&m.topic) => {
+                        e2e.take_bundle(m.payload);
                     }
-                    continue;
-                };
-                let line = match &mut e2e {
-                    None => String::from_utf8_lossy(&message.payload).into_owned(),
-                    Some(e2e) if e2e.device.is_key_topic(&message.topic) => {
-                        e2e.take_bundle(message.payload);
-                        continue;
+                    (Some(m), _) => {
+                        held.push_back((tokio::time::Instant::now(), m));
                     }
-                    Some(e2e) => {
-                        e2e.retry_pending();
-                        let snapshot = e2e.view.snapshot();
-                        match e2e.device.open(&snapshot, &message.topic, &message.payload) {
-                            Ok(opened) => opened.describe(),
-                            Err(e) => {
-                                eprintln!("refused a message on {}: {e}", message.topic);
-                                continue;
+                }
+                while let Some((since, message)) = held.front() {
+                    if args.count.is_some_and(|count| received >= count) {
+                        break;
+                    }
+                    let line = match &mut e2e {
+                        None => Some(String::from_utf8_lossy(&message.payload).into_owned()),
+                        Some(e2e) => {
+                            e2e.retry_pending();
+                            let snapshot = e2e.view.snapshot();
+                            match e2e.device.open(&snapshot, &message.topic, &message.payload) {
+                                Ok(Opened::CannotDecrypt { group, epoch, member: true })
+                                    if e2e.device.awaits_key(&group, epoch)
+                                        && since.elapsed() < KEY_WAIT
+                                        && held.len() <= MAX_HELD =>
+                                {
+                                    break;
+                                }
+                                Ok(opened) => Some(opened.describe()),
+                                Err(e) => {
+                                    eprintln!("refused a message on {}: {e}", message.topic);
+                                    None
+                                }
                             }
                         }
+                    };
+                    held.pop_front();
+                    if let Some(line) = line {
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "{line}")
+                            .and_then(|()| out.flush())
+                            .context("cannot write to stdout")?;
+                        received += 1;
                     }
-                };
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")
-                    .and_then(|()| out.flush())
-                    .context("cannot write to stdout")?;
-                received += 1;
+                }
             }
             _ = &mut interrupted => break,
         }
