@@ -10,7 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use ledgermq_ledger::admin::apply::{apply, ApplyFile, ApplyOptions};
 use ledgermq_ledger::admin::{AdminClient, BrokerNodeFile, BrokerNodeKeys, TopicRight};
 use ledgermq_ledger::contracts::GroupsClient;
-use ledgermq_ledger::{LocalAccount, Signer};
+use ledgermq_ledger::{LocalAccount, Signer, TxRequest};
 use sha2::{Digest as _, Sha256};
 
 use crate::ledger_cmd::{ledger_error, load_account, out, LedgerTarget};
@@ -89,6 +89,10 @@ enum AccountCmd {
     New {
         #[arg(long, value_name = "KEYFILE")]
         out: PathBuf,
+        /// Wei sent from --account to the new account (chains that charge
+        /// gas: a key service's account pays for its epochs).
+        #[arg(long, value_name = "WEI")]
+        fund: Option<U256>,
     },
 }
 
@@ -238,7 +242,7 @@ enum ListWhat {
 }
 
 pub fn run(args: AdminArgs) -> anyhow::Result<()> {
-    if let AdminCmd::Account(AccountCmd::New { out }) = &args.cmd {
+    if let AdminCmd::Account(AccountCmd::New { out, fund: None }) = &args.cmd {
         let account =
             LocalAccount::create(out).map_err(|e| anyhow!("cannot create the key file: {e}"))?;
         out!("{}", account.address());
@@ -260,6 +264,26 @@ fn signer(args: &AdminArgs) -> anyhow::Result<LocalAccount> {
 
 async fn run_async(args: AdminArgs) -> anyhow::Result<()> {
     let ledger = args.target.open().await?;
+    if let AdminCmd::Account(AccountCmd::New {
+        out,
+        fund: Some(wei),
+    }) = &args.cmd
+    {
+        let funder = signer(&args)?;
+        let account =
+            LocalAccount::create(out).map_err(|e| anyhow!("cannot create the key file: {e}"))?;
+        let tx = TxRequest {
+            to: Some(account.address()),
+            value: *wei,
+            ..TxRequest::default()
+        };
+        ledger
+            .send_transaction(&funder, tx)
+            .await
+            .map_err(|e| anyhow!("{} created, but funding it failed: {e}", out.display()))?;
+        out!("{}", account.address());
+        return Ok(());
+    }
     if let AdminCmd::Apply {
         file,
         bundles,
