@@ -58,8 +58,10 @@ pub(super) enum GroupCmd {
     Add {
         #[arg(long)]
         name: String,
-        #[arg(long)]
-        device: String,
+        /// A device to add (repeatable: one transaction each, in order; the
+        /// first refusal stops with what was added before it).
+        #[arg(long = "device", required = true)]
+        devices: Vec<String>,
     },
     /// Remove a member; its key service rotates the group key.
     Remove {
@@ -178,12 +180,15 @@ pub(super) async fn run_group(
             let g = groups.get_group(name).await.map_err(ledger_error)?;
             out!("{}", line(&g));
         }
-        GroupCmd::Add { name, device } => {
-            groups
-                .add_member(&*signer()?, name, device)
-                .await
-                .map_err(ledger_error)?;
-            out!("{device} is now a member of {name}");
+        GroupCmd::Add { name, devices } => {
+            let signer = signer()?;
+            for device in devices {
+                groups
+                    .add_member(&*signer, name, device)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{device}: {}", ledger_error(e)))?;
+                out!("{device} is now a member of {name}");
+            }
         }
         GroupCmd::Remove { name, device } => {
             groups
