@@ -161,6 +161,12 @@ impl DeviceE2e {
         self.keys.contains_key(&(group.to_owned(), epoch))
     }
 
+    /// The key of `group`'s `epoch`, if held (for a caller that seals or
+    /// opens with `ledgermq-security` directly, such as a load generator).
+    pub fn key(&self, group: &str, epoch: u64) -> Option<&GroupKey> {
+        self.keys.get(&(group.to_owned(), epoch))
+    }
+
     /// Verifies and keeps the key of a retained bundle: signed by the key
     /// service of the group's organisation, for this device, and matching
     /// the ledger's commitment for its group and epoch. An empty payload

@@ -29,7 +29,7 @@ enum Command {
     /// Add or update a user in a password file (argon2id hashes).
     Passwd(serve::PasswdArgs),
     /// Measure throughput, loss and latency of a running MQTT broker.
-    Bench(bench::BenchArgs),
+    Bench(Box<bench::BenchArgs>),
     /// Deploy the contracts, verify the embedded chain, benchmark the registry.
     Ledger(ledger_cmd::LedgerArgs),
     /// Administer the consortium: organisations, brokers, devices, rights.
@@ -45,7 +45,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(*args),
         Command::Passwd(args) => serve::passwd(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => bench::run(*args),
         Command::Ledger(args) => ledger_cmd::run(args),
         Command::Admin(args) => admin::run(*args),
         Command::Device(args) => device::run(*args),

@@ -14,6 +14,7 @@ use anyhow::{bail, Result};
 use bytes::Buf;
 use ledgermq_proto::{OutgoingPublish, Packet, Properties, PubResp, QoS, ReasonCode};
 
+use super::e2e::DeviceKeys;
 use super::stats::{Histogram, SeqSet};
 use super::wire::{reason_name, Io, Wire, WRITE_HIGH_WATER};
 
@@ -63,6 +64,8 @@ pub struct PublisherPlan {
     pub rate: f64,
     /// Unacknowledged QoS 1/2 messages allowed at once.
     pub window: usize,
+    /// `--e2e-group`: each payload sealed under the group key.
+    pub keys: Option<DeviceKeys>,
 }
 
 #[derive(Default)]
@@ -140,6 +143,7 @@ pub async fn run_publisher(
     let give_up = schedule.stop_at + schedule.grace;
     let interval = (plan.rate > 0.0).then(|| 1.0 / plan.rate);
     let mut stopped = false;
+    let mut sequence = 0u64;
     tokio::time::sleep_until(schedule.start.into()).await;
 
     loop {
@@ -167,6 +171,15 @@ pub async fn run_publisher(
             };
             let sent_at = schedule.nanos(now);
             stamp(&mut payload, report.sent_total as u32, plan.index, sent_at);
+            let sealed = match &plan.keys {
+                None => None,
+                Some(keys) => {
+                    // Sequences: microseconds, strictly increasing, so a
+                    // later run on the same broker is no replay either.
+                    sequence = unix_micros().max(sequence + 1);
+                    Some(keys.seal(&plan.topic, sequence, &payload)?)
+                }
+            };
             wire.queue_publish(&OutgoingPublish {
                 dup: false,
                 qos: plan.qos,
@@ -177,7 +190,7 @@ pub async fn run_publisher(
                 message_expiry_interval: None,
                 topic_alias: None,
                 subscription_identifiers: &[],
-                payload: &payload,
+                payload: sealed.as_deref().unwrap_or(&payload),
             })?;
             report.sent_total += 1;
             if sent_at >= measure_from {
@@ -292,6 +305,7 @@ pub async fn run_subscriber(
     publishers: usize,
     schedule: Schedule,
     progress: Arc<Progress>,
+    keys: Option<DeviceKeys>,
 ) -> Result<SubscriberReport> {
     let mut report = SubscriberReport::default();
     let mut seen: Vec<SeqSet> = (0..publishers).map(|_| SeqSet::default()).collect();
@@ -338,7 +352,15 @@ pub async fn run_subscriber(
                 Packet::Publish(p) => {
                     deliveries += 1;
                     report.in_window += u64::from(in_window);
-                    record(&mut report, &mut seen, &p.payload, arrived, window.0);
+                    match &keys {
+                        None => record(&mut report, &mut seen, &p.payload, arrived, window.0),
+                        Some(keys) => match keys.open(&p.topic, &p.payload) {
+                            Some(plain) => {
+                                record(&mut report, &mut seen, &plain, arrived, window.0)
+                            }
+                            None => report.malformed += 1,
+                        },
+                    }
                     let ack = PubResp {
                         packet_id: p.packet_id,
                         ..Default::default()
@@ -395,4 +417,10 @@ fn record(
     } else {
         report.duplicates += 1;
     }
+}
+
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }

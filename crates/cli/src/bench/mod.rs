@@ -14,6 +14,7 @@
 
 mod auth;
 mod client;
+mod e2e;
 mod envelope;
 mod scac;
 mod stats;
@@ -35,6 +36,8 @@ use client::{
 };
 use stats::Histogram;
 use wire::{OtpLogin, Wire};
+
+use crate::ledger_cmd::LedgerTarget;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -113,6 +116,19 @@ pub struct BenchArgs {
     /// With --otp-bundles: only bundles whose file name starts with this.
     #[arg(long, default_value = auth::DEFAULT_PREFIX, requires = "otp_bundles")]
     pub otp_prefix: String,
+    /// With --otp-bundles: the topics are protected by this encryption
+    /// group, of which every device is a member (docs/e2e.md): each device
+    /// fetches its key first, publishers seal and sign every message,
+    /// subscribers decrypt (they do not verify: the broker's policy is what
+    /// is measured). Needs the ledger (--rpc/--deployment or --data-dir).
+    #[arg(long, value_name = "GROUP", requires = "otp_bundles")]
+    pub e2e_group: Option<String>,
+    #[command(flatten)]
+    pub ledger: LedgerTarget,
+    /// The broker's process id (same machine): its CPU time over the run is
+    /// reported per delivered message.
+    #[arg(long, value_name = "PID")]
+    pub broker_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -247,6 +263,9 @@ struct Outcome {
     unacked: u64,
     rejected: u64,
     latency: Histogram,
+    /// `--broker-pid`: the broker's CPU seconds from the first publication
+    /// to the last delivery.
+    broker_cpu: Option<f64>,
 }
 
 /// Devices the clients log in as: subscriber i is device i, publisher i
@@ -256,6 +275,22 @@ type Devices = Option<Arc<Vec<Device>>>;
 async fn execute(args: &BenchArgs, devices: Devices) -> Result<Outcome> {
     let run_id = run_id();
     let qos = args.qos();
+    let keys = match (&args.e2e_group, &args.otp_bundles) {
+        (Some(group), Some(dir)) => Some(
+            e2e::fetch_keys(
+                dir,
+                &args.otp_prefix,
+                args.subscribers + args.publishers,
+                group,
+                &args.ledger,
+                &args.host,
+                args.port,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    let key_of = |i: usize| keys.as_ref().map(|k| k[i].clone());
     let subscribers = connect_subscribers(args, &run_id, &devices).await?;
     let publishers = connect_publishers(args, &run_id, &devices).await?;
     let window = negotiate_window(args, &publishers)?;
@@ -291,6 +326,7 @@ async fn execute(args: &BenchArgs, devices: Devices) -> Result<Outcome> {
                 args.publishers,
                 schedule,
                 progress,
+                key_of(i),
             ))
         })
         .collect();
@@ -305,18 +341,45 @@ async fn execute(args: &BenchArgs, devices: Devices) -> Result<Outcome> {
                 payload_len: args.payload,
                 rate: args.rate,
                 window,
+                keys: key_of(args.subscribers + i),
             };
             tokio::spawn(client::run_publisher(wire, plan, schedule))
         })
         .collect();
 
+    let cpu_before = args.broker_pid.map(process_cpu_seconds).transpose()?;
     let published = join_all(publisher_tasks).await.context("publishing")?;
     for (count, report) in progress.sent.iter().zip(&published) {
         count.store(report.sent_total, Ordering::Relaxed);
     }
     progress.publishers_done.store(true, Ordering::Release);
     let received = join_all(subscriber_tasks).await.context("receiving")?;
-    Ok(Outcome::tally(args, window, &published, &received))
+    let mut outcome = Outcome::tally(args, window, &published, &received);
+    if let (Some(pid), Some(before)) = (args.broker_pid, cpu_before) {
+        outcome.broker_cpu = Some(process_cpu_seconds(pid)? - before);
+    }
+    Ok(outcome)
+}
+
+/// User + system CPU seconds of process `pid` so far (Linux /proc).
+fn process_cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("cannot read /proc/{pid}/stat (--broker-pid)"))?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .ok_or_else(|| anyhow!("unexpected /proc/{pid}/stat"))
+    };
+    // utime and stime: fields 14 and 15 of stat, 12 and 13 after the name.
+    let hz = 100.0; // USER_HZ on Linux
+    Ok((ticks(11)? + ticks(12)?) / hz)
 }
 
 /// Opens one client's connection: anonymously with `anonymous_id`, or as
@@ -485,6 +548,7 @@ impl Outcome {
             unacked: published.iter().map(|r| r.unacked).sum(),
             rejected: published.iter().map(|r| r.rejected).sum(),
             latency: Histogram::default(),
+            broker_cpu: None,
         };
         for r in received {
             outcome.received += r.unique;
@@ -587,7 +651,25 @@ impl Outcome {
                 format!("{} payloads without a valid stamp", self.malformed),
             );
         }
+        if let Some(cpu) = self.broker_cpu {
+            row(
+                "broker CPU",
+                format!(
+                    "{cpu:.2} s, {:.2} µs per published message",
+                    self.cpu_per_message_us(cpu)
+                ),
+            );
+        }
+        if let Some(group) = &args.e2e_group {
+            row("envelopes", format!("sealed under group {group}, signed"));
+        }
         out
+    }
+
+    /// Broker CPU per publication, warm-up included (the CPU is counted
+    /// from the first publication).
+    fn cpu_per_message_us(&self, cpu: f64) -> f64 {
+        cpu * 1e6 / self.sent_total.max(1) as f64
     }
 
     fn to_json(&self, args: &BenchArgs) -> String {
@@ -607,8 +689,17 @@ impl Outcome {
                 "\"expected\":{expected},\"received\":{received},\"throughput\":{throughput:.1},",
                 "\"send_rate\":{send_rate:.1},\"loss\":{loss},\"loss_pct\":{loss_pct:.4},",
                 "\"duplicates\":{duplicates},\"malformed\":{malformed},\"unacked\":{unacked},",
-                "\"rejected\":{rejected},\"latency_us\":{latency},\"login\":\"{login}\"}}"
+                "\"rejected\":{rejected},\"latency_us\":{latency},\"login\":\"{login}\",",
+                "\"e2e_group\":{group},\"broker_cpu_us_per_message\":{cpu}}}"
             ),
+            group = match &args.e2e_group {
+                Some(g) => format!("{g:?}"),
+                None => "null".into(),
+            },
+            cpu = match self.broker_cpu {
+                Some(c) => format!("{:.3}", self.cpu_per_message_us(c)),
+                None => "null".into(),
+            },
             host = args.host,
             port = args.port,
             protocol = args.protocol,

@@ -194,6 +194,12 @@ impl Wire {
         QoS::from_u8(granted.0).ok_or_else(|| anyhow!("SUBACK grants unknown QoS {granted}"))
     }
 
+    /// The first packet `wanted` accepts (skipping others) within the
+    /// handshake timeout.
+    pub async fn first(&mut self, what: &str, wanted: impl Fn(&Packet) -> bool) -> Result<Packet> {
+        self.handshake_reply(what, wanted).await
+    }
+
     /// Flushes the write buffer and returns the first packet `wanted`
     /// accepts, skipping others, all within the handshake timeout.
     async fn handshake_reply(
