@@ -734,6 +734,23 @@ fn papers_experiment(backend: Backend) {
     );
 }
 
+/// Another organisation's broker operator signing under the sensor's name
+/// with everything its node holds.
+fn operator_as_sensor(net: &Network) -> Publisher {
+    let foreign =
+        BrokerNodeFile::load(&net.dir.join("keys/broker-manufacturer.node.json")).unwrap();
+    let key = foreign.signing_secret_bytes().unwrap();
+    Publisher::new(SENSOR, Arc::new(SoftwareEd25519::from_seed(&key))).unwrap()
+}
+
+/// A fresh envelope sequence: microseconds since the epoch.
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_micros() as u64
+}
+
 /// `ledgermq_payloads_refused_total{reason=…}` on the metrics endpoint.
 fn refused(net: &Network, reason: &str) -> u64 {
     let port = net.broker.metrics_port.expect("metrics endpoint");
@@ -800,21 +817,8 @@ fn forged_replayed_stale_misdirected_and_plain_payloads_are_refused_and_counted(
         Arc::new(SoftwareEd25519::from_seed(&alloy_hex(&seed))),
     )
     .unwrap();
-    // Another organisation's broker operator signing under the sensor's
-    // name with everything its node holds.
-    let foreign =
-        BrokerNodeFile::load(&net.dir.join("keys/broker-manufacturer.node.json")).unwrap();
-    let impostor = Publisher::new(
-        SENSOR,
-        Arc::new(SoftwareEd25519::from_seed(
-            &foreign.signing_secret_bytes().unwrap(),
-        )),
-    )
-    .unwrap();
-    let mut sequence = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
+    let impostor = operator_as_sensor(&net);
+    let mut sequence = unix_micros();
     let mut seal = |who: &Publisher, topic: &str, key: &GroupKey, text: &str| {
         sequence += 1;
         who.seal(topic, key, sequence, text.as_bytes(), &mut OsRng)
@@ -1149,21 +1153,8 @@ fn an_envelope_signed_by_another_operator_is_refused_by_the_subscriber() {
     assert_eq!(reader.next_line("the retained message"), "21.5 C");
 
     let key = open_own_bundle(&net, SENSOR, GROUP, 1);
-    let foreign =
-        BrokerNodeFile::load(&net.dir.join("keys/broker-manufacturer.node.json")).unwrap();
-    let impostor = Publisher::new(
-        SENSOR,
-        Arc::new(SoftwareEd25519::from_seed(
-            &foreign.signing_secret_bytes().unwrap(),
-        )),
-    )
-    .unwrap();
-    let sequence = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_micros() as u64;
-    let forged = impostor
-        .seal(TEMPERATURE, &key, sequence, b"-40.0 C", &mut OsRng)
+    let forged = operator_as_sensor(&net)
+        .seal(TEMPERATURE, &key, unix_micros(), b"-40.0 C", &mut OsRng)
         .unwrap();
     let mut sensor = login(&net, SENSOR);
     assert_eq!(
