@@ -1234,3 +1234,56 @@ fn scac_links_and_end_to_end_envelopes_compose() {
     assert!(line.starts_with("21.5 C #"), "{line}");
     reader.finish();
 }
+
+/// Rotation without anyone touching the group: a member's device revoked
+/// by its own organisation's admin, then another member's last right on
+/// the group's topics revoked, each rotates the key within seconds; the
+/// ledger shows who got a key exchange of each epoch.
+#[test]
+fn revoking_a_member_device_or_its_right_rotates_the_key() {
+    let Some(net) = Network::start(Backend::Embedded, &[]) else {
+        return;
+    };
+    set_up(&net);
+    let ks = KeyService::start(&net, false);
+    let line = ks.next_line("the first epoch");
+    assert!(line.contains("epoch 1: 3 member(s)"), "{line}");
+
+    net.admin_ok("retailer-admin", &["device", "revoke", "--id", LEAVER]);
+    let line = ks.next_line("the rotation after the revocation");
+    assert!(line.contains("epoch 2: 2 member(s), 1 left"), "{line}");
+
+    net.admin_ok(
+        "manufacturer-admin",
+        &[
+            "right",
+            "revoke",
+            "--device",
+            READER,
+            "--topic",
+            TEMPERATURE,
+        ],
+    );
+    let line = ks.next_line("the rotation after the right was revoked");
+    assert!(line.contains("epoch 3: 1 member(s), 1 left"), "{line}");
+
+    let show = net.admin_ok("supplier-admin", &["group", "show", GROUP]);
+    for (epoch, members) in [(1, 3), (2, 2), (3, 1)] {
+        let line = show
+            .lines()
+            .find(|l| l.starts_with(&format!("epoch: {epoch}\t")))
+            .unwrap_or_else(|| panic!("no epoch {epoch}:\n{show}"));
+        assert!(
+            line.contains(&format!("members={members}\tkey_exchanges={members}")),
+            "{line}"
+        );
+    }
+    // The reader, still a member of the group, has no bundle of epoch 3.
+    let mut reader = login(&net, READER);
+    assert_eq!(
+        reader.subscribe(&format!("$lmq/keys/{GROUP}/{READER}"), 1),
+        1
+    );
+    reader.expect_nothing(Duration::from_millis(500));
+    reader.disconnect();
+}

@@ -58,8 +58,9 @@ pub(super) struct KeyServiceArgs {
 }
 
 /// Who may read a group: its members that are active, not banned, have an
-/// X25519 key and still hold a right on one of the group's topics;
-/// member id → X25519 public key.
+/// X25519 key and still hold a right on one of the group's topics (topics
+/// of the group's organisation its filters match); member id → X25519
+/// public key.
 type Roster = BTreeMap<String, [u8; 32]>;
 
 fn roster(s: &Snapshot, g: &GroupView, now: u64) -> Roster {
@@ -67,16 +68,19 @@ fn roster(s: &Snapshot, g: &GroupView, now: u64) -> Roster {
     for m in &g.members {
         let Some(d) = s.devices.get(m) else { continue };
         let banned = s.is_blacklisted_at(m, now);
+        // Only topics of the group's own organisation: a group protects
+        // nothing of another's, so a right there reads none of its data.
+        let ours = |t: &str| s.topics.get(t).is_some_and(|v| v.org == g.org);
         let rights = d
             .rights
             .exact
             .iter()
-            .filter(|(_, r)| r.publish || r.subscribe)
+            .filter(|(t, r)| (r.publish || r.subscribe) && ours(t))
             .any(|(t, _)| g.protects(t))
             || d.rights
                 .filters
                 .iter()
-                .filter(|(_, r)| r.publish || r.subscribe)
+                .filter(|(rf, r)| (r.publish || r.subscribe) && ours(rf))
                 .any(|(rf, _)| g.filters.iter().any(|f| intersects(f, rf)));
         if d.status != DeviceStatus::Active || banned || d.agreement_key.is_zero() || !rights {
             continue;
