@@ -5,9 +5,12 @@
 //! Before the run, every device fetches its key bundle of the group's
 //! latest epoch on a connection of its own (`$lmq/keys/<G>/<device>`,
 //! retained, published by the organisation's key service) and checks it
-//! against the ledger. During the run a publisher seals each payload (the
-//! 16-byte stamp and its padding) under that key and signs it with its
-//! device key, a real envelope the broker checks as its policy says; a
+//! against the ledger. During the run each publisher's payloads (the
+//! 16-byte stamp and its padding) are sealed under that key and signed with
+//! its device key on a thread of its own, ahead of the send path, so the
+//! broker sees the same arrival pattern as with plain payloads; the send
+//! time goes in a table the subscribers read (a sealed payload cannot carry
+//! it). Each is a real envelope the broker checks as its policy says. A
 //! subscriber decrypts it to read the stamp but does not verify the
 //! signature, so the load generator's own cost stays small next to the
 //! broker's (a real subscriber verifies: `ledgermq bench envelope` says

@@ -290,7 +290,14 @@ async fn execute(args: &BenchArgs, devices: Devices) -> Result<Outcome> {
         ),
         _ => None,
     };
-    let key_of = |i: usize| keys.as_ref().map(|k| k[i].clone());
+    let send_times = keys
+        .as_ref()
+        .map(|_| Arc::new(client::SendTimes::new(args.publishers)));
+    let key_of = |i: usize| {
+        keys.as_ref()
+            .zip(send_times.as_ref())
+            .map(|(k, t)| (k[i].clone(), t.clone()))
+    };
     let subscribers = connect_subscribers(args, &run_id, &devices).await?;
     let publishers = connect_publishers(args, &run_id, &devices).await?;
     let window = negotiate_window(args, &publishers)?;
