@@ -15,16 +15,22 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use ledgermq_keystore::software::SoftwareX25519;
 use ledgermq_keystore::{Ed25519Signer, X25519Agreement};
+use ledgermq_ledger::admin::ProvisioningBundle;
 use ledgermq_ledger::contracts::Protection;
 use ledgermq_ledger::view::Snapshot;
 use ledgermq_security::envelope::{EnvelopeKind, ENVELOPE_MAGIC};
 use ledgermq_security::{Envelope, EnvelopeError, GroupKey, KeyBundle, Publisher};
 use rand_core::OsRng;
 use zeroize::Zeroizing;
+
+use crate::scac::{LocalKey, ScacCredentials};
+use crate::ClientError;
 
 /// Prefix of a device's key topics; subscribe to
 /// `$lmq/keys/+/<device id>` to receive one's key bundles.
@@ -38,6 +44,9 @@ pub enum E2eError {
     NoKey { group: String, epoch: u64 },
     /// The group has no key epoch on the ledger yet.
     NoEpoch { group: String },
+    /// A key bundle of a group or epoch the ledger view does not show
+    /// (yet): keep it and try again once the view has moved on.
+    AheadOfLedger(String),
     /// A key bundle that does not check out (signature, commitment, not
     /// for this device).
     BadBundle(String),
@@ -54,7 +63,9 @@ impl fmt::Display for E2eError {
                 write!(f, "no key of group {group} epoch {epoch} received (yet)")
             }
             E2eError::NoEpoch { group } => write!(f, "group {group} has no key epoch yet"),
-            E2eError::BadBundle(why) => write!(f, "key bundle refused: {why}"),
+            E2eError::AheadOfLedger(why) | E2eError::BadBundle(why) => {
+                write!(f, "key bundle refused: {why}")
+            }
             E2eError::Envelope(e) => write!(f, "{e}"),
             E2eError::UnknownSender(s) => write!(f, "sender {s} is not registered"),
         }
@@ -143,6 +154,31 @@ impl DeviceE2e {
         })
     }
 
+    /// A device's end-to-end state from its provisioning bundle: its
+    /// Ed25519 signing key (checked against the registered public key) and
+    /// its X25519 key, both held in memory.
+    pub fn from_bundle(path: &Path) -> Result<Self, ClientError> {
+        let credentials = ScacCredentials::from_bundle(path)?;
+        let LocalKey::Ed25519(signer) = credentials.device_key else {
+            return Err(ClientError::Credentials(
+                "end-to-end envelopes are signed with Ed25519".into(),
+            ));
+        };
+        let bundle = ProvisioningBundle::load(path)
+            .map_err(|e| ClientError::Credentials(format!("cannot load the bundle: {e}")))?;
+        let secret = bundle.agreement_secret_bytes().map_err(|e| {
+            ClientError::Credentials(format!("{}: bad agreement secret: {e}", path.display()))
+        })?;
+        let agreement = Arc::new(SoftwareX25519::from_bytes(&secret));
+        DeviceE2e::new(&credentials.device_id, signer, agreement)
+            .map_err(|e| ClientError::Credentials(e.to_string()))
+    }
+
+    /// What this device signs with.
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
     /// The filter of this device's key topics.
     pub fn key_filter(&self) -> String {
         format!("{KEY_FILTER_PREFIX}{}", self.device_id)
@@ -184,10 +220,11 @@ impl DeviceE2e {
         if bundle.member() != self.device_id {
             return Err(bad(format!("it is for {}", bundle.member())));
         }
+        let ahead = |why: String| E2eError::AheadOfLedger(why);
         let group = s
             .groups
             .get(bundle.group())
-            .ok_or_else(|| bad(format!("no group {} on the ledger", bundle.group())))?;
+            .ok_or_else(|| ahead(format!("no group {} on the ledger", bundle.group())))?;
         let service = s
             .key_services
             .get(&group.org)
@@ -197,7 +234,7 @@ impl DeviceE2e {
             .iter()
             .find(|e| e.epoch == bundle.epoch())
             .ok_or_else(|| {
-                bad(format!(
+                ahead(format!(
                     "group {} has no epoch {} on the ledger",
                     bundle.group(),
                     bundle.epoch()
@@ -225,7 +262,8 @@ impl DeviceE2e {
         topic: &str,
         payload: &[u8],
     ) -> Result<Vec<u8>, E2eError> {
-        let groups = s.groups_applying(&self.device_id, topic);
+        let mut groups = s.groups_applying(&self.device_id, topic);
+        groups.sort_by(|a, b| a.name.cmp(&b.name));
         let Some(strictest) = groups.iter().map(|g| g.protection).max_by_key(|p| p.code()) else {
             return Ok(payload.to_vec());
         };

@@ -25,9 +25,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ledgermq_agent::e2e::{DeviceE2e, E2eError, Opened};
-use ledgermq_keystore::software::SoftwareX25519;
 use ledgermq_ledger::admin::ProvisioningBundle;
-use ledgermq_ledger::contracts::Deployment;
 use ledgermq_ledger::RegistryView;
 
 use crate::ledger_cmd::{ledger_error, LedgerTarget};
@@ -433,16 +431,6 @@ async fn run_async(
     }
 }
 
-/// The contracts: the deployment file when one is given (or the data
-/// dir's), else the one the device's bundle was provisioned with.
-fn deployment(target: &LedgerTarget, bundle: &ProvisioningBundle) -> Result<Deployment> {
-    if target.deployment.is_some() || target.data_dir.is_some() {
-        target.load_deployment()
-    } else {
-        Ok(bundle.contracts)
-    }
-}
-
 /// End-to-end payloads for `pub`/`sub`: the registry view of the trusted
 /// ledger, the device's keys, the group keys received.
 struct E2e {
@@ -460,20 +448,14 @@ const MAX_HELD: usize = 10_000;
 impl E2e {
     async fn open(target: &LedgerTarget, bundle_path: &Path) -> Result<E2e> {
         let bundle = ProvisioningBundle::load(bundle_path).map_err(ledger_error)?;
-        let signer = match ScacCredentials::from_bundle(bundle_path)?.device_key {
-            scac::LocalKey::Ed25519(key) => key,
-            scac::LocalKey::Rsa(_) => bail!("end-to-end envelopes are signed with Ed25519"),
-        };
-        let secret = bundle.agreement_secret_bytes().map_err(ledger_error)?;
-        let agreement = Arc::new(SoftwareX25519::from_bytes(&secret));
-        let deployment = deployment(target, &bundle)?;
+        let device = DeviceE2e::from_bundle(bundle_path)?;
+        let deployment = target.deployment_or(bundle.contracts)?;
         let ledger = target.open().await?;
         let view = RegistryView::builder(ledger, deployment)
             .build()
             .await
             .map_err(ledger_error)?;
         view.follow();
-        let device = DeviceE2e::new(&bundle.device_id, signer, agreement)?;
         Ok(E2e {
             view,
             device,
@@ -502,7 +484,7 @@ impl E2e {
     fn take_bundle(&mut self, payload: Bytes) {
         match self.device.take_bundle(&self.view.snapshot(), &payload) {
             Ok(_) => {}
-            Err(E2eError::BadBundle(why)) if why.contains("on the ledger") => {
+            Err(E2eError::AheadOfLedger(_)) => {
                 if self.pending.len() < 64 {
                     self.pending.push(payload);
                 }
@@ -736,6 +718,7 @@ async fn subscribe(mut client: Client, args: SubArgs, mut e2e: Option<E2e>) -> R
 mod tests {
     use clap::Parser;
     use ledgermq_agent::ReasonCode;
+    use ledgermq_ledger::contracts::Deployment;
 
     use super::*;
 
@@ -912,7 +895,6 @@ mod tests {
     fn write_bundle(dir: &Path, brokers: &[(u8, &str)]) -> PathBuf {
         use alloy_primitives::{Address, B256};
         use ledgermq_ledger::admin::{BundleBroker, DeviceSecrets, ProvisioningBundle};
-        use ledgermq_ledger::contracts::Deployment;
         let brokers = brokers
             .iter()
             .map(|&(byte, org)| BundleBroker {

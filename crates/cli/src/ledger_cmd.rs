@@ -84,6 +84,16 @@ impl LedgerTarget {
         })?;
         Deployment::from_toml(&text).map_err(ledger_error)
     }
+
+    /// The deployment file when one is given (or the data dir's), else
+    /// `provisioned`: the contracts a device's bundle was made with.
+    pub fn deployment_or(&self, provisioned: Deployment) -> anyhow::Result<Deployment> {
+        if self.deployment.is_some() || self.data_dir.is_some() {
+            self.load_deployment()
+        } else {
+            Ok(provisioned)
+        }
+    }
 }
 
 async fn open_embedded(dir: &Path) -> anyhow::Result<Arc<dyn Ledger>> {

@@ -371,6 +371,25 @@ fn device_ok(net: &Network, device: &str, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// `device` publishes `message` retained at QoS 1 with its CLI (sealed
+/// or signed as the topic's groups require).
+fn publish_retained(net: &Network, device: &str, topic: &str, message: &str) {
+    device_ok(
+        net,
+        device,
+        &[
+            "pub",
+            "--topic",
+            topic,
+            "--message",
+            message,
+            "--qos",
+            "1",
+            "--retain",
+        ],
+    );
+}
+
 /// The first retained message on TEMPERATURE as `device` prints it.
 fn read_retained(net: &Network, device: &str) -> String {
     read_retained_on(net, device, TEMPERATURE)
@@ -402,20 +421,7 @@ fn sealed_payloads_are_read_by_members_only_and_the_broker_never_sees_them() {
     plain.disconnect();
 
     // Sealed by the sensor's CLI, opened by a member of another organisation.
-    device_ok(
-        &net,
-        SENSOR,
-        &[
-            "pub",
-            "--topic",
-            TEMPERATURE,
-            "--message",
-            "21.5 C",
-            "--qos",
-            "1",
-            "--retain",
-        ],
-    );
+    publish_retained(&net, SENSOR, TEMPERATURE, "21.5 C");
     assert_eq!(read_retained(&net, READER), "21.5 C");
     // A subscriber with the subscribe right but no membership gets
     // ciphertext and says so.
@@ -438,20 +444,7 @@ fn sealed_payloads_are_read_by_members_only_and_the_broker_never_sees_them() {
         &["group", "remove", "--name", GROUP, "--device", LEAVER],
     );
     ks.next_line("the rotation");
-    device_ok(
-        &net,
-        SENSOR,
-        &[
-            "pub",
-            "--topic",
-            TEMPERATURE,
-            "--message",
-            "22.0 C",
-            "--qos",
-            "1",
-            "--retain",
-        ],
-    );
+    publish_retained(&net, SENSOR, TEMPERATURE, "22.0 C");
     assert_eq!(read_retained(&net, READER), "22.0 C");
     assert_eq!(
         read_retained(&net, LEAVER),
@@ -647,20 +640,7 @@ fn papers_experiment(backend: Backend) {
     let temperature = format!("1111 temperature 21.5 C #{nonce}");
     let humidity = format!("1111 humidity 43 % #{nonce}");
     for (topic, reading) in [(TEMPERATURE, &temperature), (HUMIDITY, &humidity)] {
-        device_ok(
-            &net,
-            "1111",
-            &[
-                "pub",
-                "--topic",
-                topic,
-                "--message",
-                reading,
-                "--qos",
-                "1",
-                "--retain",
-            ],
-        );
+        publish_retained(&net, "1111", topic, reading);
     }
     assert_eq!(read_retained_on(&net, "1112", TEMPERATURE), temperature);
     assert_eq!(
@@ -1041,20 +1021,7 @@ fn no_message_is_lost_across_a_rotation_and_the_removed_member_reads_none_after_
     ks.next_line("the first epoch");
     // A retained first message: once a subscriber prints it, it is
     // subscribed.
-    device_ok(
-        &net,
-        SENSOR,
-        &[
-            "pub",
-            "--topic",
-            TEMPERATURE,
-            "--message",
-            "ready",
-            "--qos",
-            "1",
-            "--retain",
-        ],
-    );
+    publish_retained(&net, SENSOR, TEMPERATURE, "ready");
     const N: u64 = 40;
     let reader = Subscriber::start(&net, READER, TEMPERATURE, N + 1);
     let leaver = Subscriber::start(&net, LEAVER, TEMPERATURE, N + 1);
@@ -1135,20 +1102,7 @@ fn an_envelope_signed_by_another_operator_is_refused_by_the_subscriber() {
     );
     let ks = KeyService::start(&net, false);
     ks.next_line("the first epoch");
-    device_ok(
-        &net,
-        SENSOR,
-        &[
-            "pub",
-            "--topic",
-            TEMPERATURE,
-            "--message",
-            "21.5 C",
-            "--qos",
-            "1",
-            "--retain",
-        ],
-    );
+    publish_retained(&net, SENSOR, TEMPERATURE, "21.5 C");
     let reader = Subscriber::start(&net, READER, TEMPERATURE, 2);
     assert_eq!(reader.next_line("the retained message"), "21.5 C");
 

@@ -17,11 +17,9 @@
 //! what that costs).
 
 use std::path::Path;
-use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
 use ledgermq_agent::e2e::DeviceE2e;
-use ledgermq_keystore::software::{SoftwareEd25519, SoftwareX25519};
 use ledgermq_ledger::admin::ProvisioningBundle;
 use ledgermq_ledger::view::Snapshot;
 use ledgermq_ledger::RegistryView;
@@ -70,11 +68,7 @@ pub async fn fetch_keys(
 ) -> Result<Vec<DeviceKeys>> {
     let paths = bundle_paths(dir, prefix)?;
     let first = ProvisioningBundle::load(&paths[0]).map_err(ledger_error)?;
-    let deployment = if target.deployment.is_some() || target.data_dir.is_some() {
-        target.load_deployment()?
-    } else {
-        first.contracts
-    };
+    let deployment = target.deployment_or(first.contracts)?;
     let ledger = target.open().await?;
     let view = RegistryView::builder(ledger, deployment)
         .build()
@@ -111,15 +105,7 @@ async fn fetch_one(
     port: u16,
 ) -> Result<DeviceKeys> {
     let bundle = ProvisioningBundle::load(path).map_err(ledger_error)?;
-    let seed: [u8; 32] = alloy_primitives::hex::decode(&bundle.signing_secret)
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| anyhow!("bad signing key"))?;
-    let signer = Arc::new(SoftwareEd25519::from_seed(&seed));
-    let agreement = Arc::new(SoftwareX25519::from_bytes(
-        &*bundle.agreement_secret_bytes().map_err(ledger_error)?,
-    ));
-    let mut device = DeviceE2e::new(&bundle.device_id, signer.clone(), agreement)?;
+    let mut device = DeviceE2e::from_bundle(path)?;
     let otp = bundle.otp_key_bytes().map_err(ledger_error)?;
     let key = ledgermq_security::OtpKey::from_bytes(*otp);
     let login = OtpLogin {
@@ -153,7 +139,7 @@ async fn fetch_one(
         .ok_or_else(|| anyhow!("its bundle is not of epoch {epoch}, the latest"))?
         .clone();
     Ok(DeviceKeys {
-        publisher: Publisher::new(&bundle.device_id, signer)?,
+        publisher: device.publisher().clone(),
         key,
     })
 }

@@ -235,7 +235,7 @@ pub(super) async fn run(
     if target.rpc.is_none() && target.data_dir.is_none() {
         bail!("the key service needs the ledger: give --rpc URL (or --data-dir DIR)");
     }
-    let deployment = super::deployment(target, &bundle)?;
+    let deployment = target.deployment_or(bundle.contracts)?;
     let account = load_account(&args.account)?;
     let ledger = target.open().await?;
     let groups = GroupsClient::new(ledger.clone(), deployment.groups).map_err(ledger_error)?;
